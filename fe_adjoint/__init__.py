@@ -1,0 +1,28 @@
+"""fe_adjoint: fast, correct checkpointed adjoints for Firedrake time-stepping scripts.
+
+Add two lines to a script taped with ``firedrake.adjoint``::
+
+    fe_adjoint.enable_checkpointing(Revolve(N, 10))
+    for _ in fe_adjoint.steps(N):
+        ...
+
+and use ``ReducedFunctional``, ``taylor_test`` and ``minimize`` as usual.
+"""
+
+from .errors import ConfigurationError, FeAdjointError, ScheduleError, StorageError
+from .info import info
+from .tape import enable_checkpointing, report, stats, steps
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigurationError",
+    "FeAdjointError",
+    "ScheduleError",
+    "StorageError",
+    "enable_checkpointing",
+    "info",
+    "report",
+    "stats",
+    "steps",
+]

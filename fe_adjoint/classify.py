@@ -1,0 +1,100 @@
+"""Per-step data classes of a taped run: restart data, adjoint data and step-invariant data.
+
+No Firedrake import: a step is a list of :class:`BlockRecord` (the keys a block
+reads, the keys it writes, the keys its adjoint reads), and keys are opaque.
+
+* A key nobody on the tape produced is **step-invariant** (a mesh, a control,
+  a Constant set before taping): it is held once, for the life of the tape.
+* The **restart data** of step ``n`` are the keys produced before ``n`` and read
+  at or after ``n``.
+* The **adjoint data** of step ``n`` are the keys its blocks' adjoints read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+Key = Hashable
+
+
+@dataclass(frozen=True)
+class BlockRecord:
+    """The keys one block reads, writes, and reads again in its adjoint."""
+
+    reads: tuple[Key, ...]
+    writes: tuple[Key, ...]
+    adjoint_reads: tuple[Key, ...]
+
+
+class TapeIndex:
+    """Classifies the keys of a tape, one step at a time as the tape grows."""
+
+    def __init__(self):
+        self._steps: list[Sequence[BlockRecord]] = []
+        self._producer: dict[Key, int] = {}
+        self._last_read: dict[Key, int] = {}
+        self._restart: list[set[Key]] | None = None
+        self.kept: set[Key] = set()  # keys the caller wants held for the life of the tape
+
+    @property
+    def n_steps(self) -> int:
+        """Steps indexed so far."""
+        return len(self._steps)
+
+    def add_step(self, records: Sequence[BlockRecord]) -> None:
+        """Index the next step."""
+        n = len(self._steps)
+        self._steps.append(records)
+        for record in records:
+            for key in record.reads:
+                self._last_read[key] = n
+            for key in record.writes:
+                self._producer.setdefault(key, n)
+        self._restart = None
+
+    def is_invariant(self, key: Key) -> bool:
+        """Whether ``key`` is held for the life of the tape."""
+        return key not in self._producer or key in self.kept
+
+    def records(self, n: int) -> Sequence[BlockRecord]:
+        """The block records of step ``n``."""
+        return self._steps[n]
+
+    def early_keys(self, n0: int, k: int) -> set[Key]:
+        """Keys read in step ``k`` that were produced before step ``n0``."""
+        return {
+            key
+            for record in self._steps[k]
+            for key in record.reads
+            if not self.is_invariant(key) and self._producer[key] < n0
+        }
+
+    def restart_keys(self, n: int) -> set[Key]:
+        """Keys produced before step ``n`` and read at or after it."""
+        if self._restart is None:
+            self._restart = [set() for _ in range(len(self._steps) + 1)]
+            for key, first in self._producer.items():
+                if key in self.kept:
+                    continue
+                for m in range(first + 1, self._last_read.get(key, first) + 1):
+                    self._restart[m].add(key)
+        return self._restart[n]
+
+    def adjoint_keys(self, n: int) -> set[Key]:
+        """Keys the adjoints of step ``n``'s blocks read."""
+        return {
+            key
+            for record in self._steps[n]
+            for key in record.adjoint_reads
+            if not self.is_invariant(key)
+        }
+
+    def step_keys(self, n: int) -> set[Key]:
+        """Keys step ``n`` reads or writes, step-invariant ones excepted."""
+        return {
+            key
+            for record in self._steps[n]
+            for key in (*record.reads, *record.writes)
+            if not self.is_invariant(key)
+        }

@@ -1,0 +1,365 @@
+"""Schedule driver: executes checkpoint_schedules actions on a step model; no Firedrake import.
+
+The driver keeps two kinds of per-step data apart:
+
+* **restart data** of step ``n``: the values, produced before ``n``, that the
+  forward reads at or after ``n``. It restarts the forward at ``n``.
+* **adjoint data** of step ``n``: the values the adjoint of step ``n`` reads.
+
+Data in working memory (``StorageType.WORK``) is the model's own live
+checkpoint values; data in ``RAM`` or on ``DISK`` lives in a
+:class:`~fe_adjoint.storage.StorageLevel` slot keyed by step.
+
+Examples
+--------
+``Forward(3, 5, True, False, StorageType.RAM)`` reads: write the restart data
+of step 3 to RAM, then advance steps 3 and 4. ``Move(3, StorageType.RAM,
+StorageType.WORK)`` loads that slot back into working memory and frees it;
+``Reverse(5, 3, True)`` then needs the adjoint data of steps 4 and 3 in
+working memory and frees it once used.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping
+from functools import singledispatchmethod
+from typing import Any, Protocol
+
+from checkpoint_schedules import (
+    Copy,
+    EndForward,
+    EndReverse,
+    Forward,
+    Move,
+    Reverse,
+    SingleMemoryStorageSchedule,
+    StorageType,
+)
+
+from .errors import ScheduleError, StorageError
+from .report.stats import RunStats
+from .storage import DataKind, StorageLevel
+
+Key = Hashable
+
+
+class StepModel(Protocol):
+    """What the driver needs from a taped time-stepping model."""
+
+    @property
+    def n_steps(self) -> int:
+        """Steps taped so far."""
+
+    def restart_keys(self, n: int) -> set[Key]:
+        """Keys produced before step ``n`` and read at or after it (complete tape)."""
+
+    def adjoint_keys(self, n: int) -> set[Key]:
+        """Keys the adjoint of step ``n`` reads."""
+
+    def early_keys(self, n0: int, k: int) -> set[Key]:
+        """Keys read in step ``k`` but produced before step ``n0`` (while taping)."""
+
+    def step_keys(self, n: int) -> set[Key]:
+        """Keys read or produced by step ``n`` that the model may free."""
+
+    def values(self, keys: Iterable[Key], step: int) -> dict[Key, Any]:
+        """Current values of ``keys``; raise StorageError naming ``step`` if one is missing."""
+
+    def load(self, values: Mapping[Key, Any]) -> None:
+        """Make ``values`` the current values of their keys."""
+
+    def free(self, key: Key) -> None:
+        """Drop the current value of ``key``."""
+
+    def run_forward(self, n: int) -> None:
+        """Recompute step ``n``."""
+
+    def run_reverse(self, n: int, markings: bool) -> None:
+        """Evaluate the adjoint of step ``n``."""
+
+
+class StepDriver:
+    """Runs one schedule at a time over a step model, taping pass included.
+
+    Parameters
+    ----------
+    schedule
+        A checkpoint_schedules schedule that has not been iterated yet; a deep
+        copy of it is kept to start every later run afresh.
+    model
+        The taped model.
+    levels
+        The storage level for each of ``StorageType.RAM`` and ``StorageType.DISK``
+        the schedule uses.
+    """
+
+    def __init__(self, schedule, model: StepModel, levels: dict[StorageType, StorageLevel]):
+        self._pristine = copy.deepcopy(schedule)
+        self._schedule = schedule
+        self.model = model
+        self.levels = levels
+        self.stats = RunStats()
+        self._keeps_work_data = isinstance(schedule, SingleMemoryStorageSchedule)
+        self._action = None
+        self._pending = None  # an action read ahead of time, processed next
+        self._taping = True
+        self._open_restart: list[tuple[StorageLevel, int]] = []
+        self._held: Counter = Counter()  # key -> number of work adjoint sets holding it
+        self._work_adjoint: dict[int, set[Key]] = {}
+        self._frontier: set[Key] = set()
+        self._state = "taping"  # taping | forward | reverse done
+
+    # -- public entry points -------------------------------------------------------------
+    @property
+    def taping(self) -> bool:
+        """Whether the first forward is still being taped."""
+        return self._taping
+
+    @property
+    def max_n(self) -> int | None:
+        """The number of steps the schedule was built for (None for online schedules)."""
+        return self._schedule.max_n
+
+    def taped_step(self, k: int) -> None:
+        """Process step ``k``, just taped by the user's script, under the current Forward."""
+        if not self._taping:
+            raise ScheduleError(
+                "a time step was ended after the functional was evaluated or differentiated; "
+                "tape the whole run before creating the ReducedFunctional"
+            )
+        action = self._forward_action_for(k)
+        with self.stats.phase("forward"):
+            self._store_taped_step(action, k)
+        self.stats.forward_steps += 1
+
+    def finish_taping(self) -> None:
+        """Process the last taped step and run the schedule up to EndForward."""
+        if not self._taping:
+            return
+        n = self.model.n_steps
+        self.taped_step(n - 1)
+        self._taping = False
+        self._open_restart.clear()
+        max_n = self._schedule.max_n
+        if max_n is None:
+            self._schedule.finalize(n)
+        elif max_n != n:
+            raise ScheduleError(
+                f"the schedule was built for {max_n} steps but the script took {n}; "
+                f"build the schedule with max_n={n} or run {max_n} steps"
+            )
+        self._advance_to(EndForward)
+        self._state = "forward"
+
+    def forward(self) -> None:
+        """Run the whole forward afresh under a new copy of the schedule."""
+        self.finish_taping()
+        self._reset_run()
+        with self.stats.phase("forward"):
+            self._advance_to(EndForward)
+        self._state = "forward"
+
+    def reverse(self, markings: bool) -> None:
+        """Run the adjoint; replay the forward first when the schedule needs it."""
+        self.finish_taping()
+        if self._state == "reverse done":
+            self._pending = None if self._schedule.is_exhausted else next(self._schedule, None)
+            if self._pending is None:
+                self.forward()
+        with self.stats.phase("reverse"):
+            self._markings = markings
+            self._advance_to(EndReverse)
+        self._state = "reverse done"
+
+    def close(self) -> None:
+        """Free every slot and every held value."""
+        for level in self.levels.values():
+            level.clear()
+        self._release_all()
+
+    # -- taping ----------------------------------------------------------------------------
+    def _forward_action_for(self, k: int) -> Forward:
+        action = self._action
+        while not (isinstance(action, Forward) and action.n0 <= k < action.n1):
+            if isinstance(action, Forward) and k < action.n0:
+                raise ScheduleError(f"step {k} was ended twice; end each time step once")
+            action = self._next_action()
+            if isinstance(action, EndForward):
+                raise ScheduleError(
+                    f"the schedule was built for {self._schedule.max_n} steps but the script "
+                    f"took more; build the schedule for the number of steps the script runs"
+                )
+        return action
+
+    def _store_taped_step(self, action: Forward, k: int) -> None:
+        model = self.model
+        level = self._level(action.storage)
+        if action.write_ics and k == action.n0 and level is not None:
+            level.write(k, DataKind.RESTART, model.values(model.early_keys(k, k), k))
+            self._open_restart.append((level, k))
+        for open_level, n0 in self._open_restart:
+            if n0 < k and n0 in open_level:
+                open_level.extend(n0, model.values(model.early_keys(n0, k), k))
+        if action.write_adj_deps:
+            self._write_adjoint(action.storage, k)
+        self._release(model.step_keys(k))
+
+    # -- actions ---------------------------------------------------------------------------
+    def _advance_to(self, end_type) -> None:
+        while True:
+            action = self._next_action()
+            self._process(action)
+            if isinstance(action, end_type):
+                return
+
+    def _next_action(self):
+        if self._pending is not None:
+            self._action, self._pending = self._pending, None
+            return self._action
+        try:
+            self._action = next(self._schedule)
+        except StopIteration:
+            raise ScheduleError(
+                "the schedule is exhausted: it allows no further adjoint runs; "
+                "use a schedule that permits repeated adjoints or re-evaluate the functional"
+            ) from None
+        return self._action
+
+    @singledispatchmethod
+    def _process(self, action) -> None:
+        raise TypeError(
+            f"fe_adjoint has no handler for the schedule action {action!r}; "
+            "register one with StepDriver._process.register"
+        )
+
+    @_process.register
+    def _forward(self, action: Forward) -> None:
+        model = self.model
+        n1 = min(action.n1, model.n_steps)
+        level = self._level(action.storage)
+        for n in range(action.n0, n1):
+            if n == action.n0 and action.write_ics and level is not None:
+                level.write(n, DataKind.RESTART, model.values(model.restart_keys(n), n))
+            model.run_forward(n)
+            self.stats.forward_steps += 1
+            if action.write_adj_deps:
+                self._write_adjoint(action.storage, n)
+            self._frontier |= model.step_keys(n)
+            self._replace_frontier(
+                model.restart_keys(n + 1) if n + 1 < model.n_steps else set()
+            )
+            self.stats.progress("forward", n)
+        if self._schedule.max_n is None and n1 >= model.n_steps:
+            self._schedule.finalize(model.n_steps)
+
+    @_process.register
+    def _reverse(self, action: Reverse) -> None:
+        for n in action:
+            if n not in self._work_adjoint:
+                raise ScheduleError(
+                    f"the adjoint of step {n} was asked for but its adjoint data is not in "
+                    "working memory; the schedule's actions are out of order"
+                )
+            self.model.run_reverse(n, self._markings)
+            self.stats.reverse_steps += 1
+            if action.clear_adj_deps and not self._keeps_work_data:
+                self._release(self._work_adjoint.pop(n), unhold=True)
+            self.stats.progress("reverse", n)
+
+    @_process.register
+    def _copy(self, action: Copy) -> None:
+        self._transfer(action.n, action.from_storage, action.to_storage, move=False)
+
+    @_process.register
+    def _move(self, action: Move) -> None:
+        self._transfer(action.n, action.from_storage, action.to_storage, move=True)
+
+    @_process.register
+    def _end_forward(self, action: EndForward) -> None:
+        self._replace_frontier(set())
+
+    @_process.register
+    def _end_reverse(self, action: EndReverse) -> None:
+        self._replace_frontier(set())
+
+    # -- data movement ---------------------------------------------------------------------
+    def _level(self, storage: StorageType) -> StorageLevel | None:
+        if storage == StorageType.WORK:
+            return None
+        try:
+            return self.levels[storage]
+        except KeyError:
+            raise StorageError(
+                f"the schedule uses {storage.name} but no {storage.name} level is configured; "
+                "pass disk_dir= to enable_checkpointing"
+            ) from None
+
+    def _write_adjoint(self, storage: StorageType, n: int) -> None:
+        keys = self.model.adjoint_keys(n)
+        level = self._level(storage)
+        if level is None:
+            self._hold(n, keys)
+        else:
+            level.write(n, DataKind.ADJOINT, self.model.values(keys, n))
+        self.stats.sample(self.levels, self._held_bytes)
+
+    def _transfer(self, n: int, source: StorageType, target: StorageType, move: bool) -> None:
+        level = self._level(source)
+        if level is None:
+            raise ScheduleError(f"cannot copy step {n} out of working memory to {target.name}")
+        if n not in level:
+            raise StorageError(
+                f"the schedule reads step {n} from {source.name} but nothing is stored there "
+                "for that step; the schedule was already used or its actions are out of order"
+            )
+        slot = level.take(n) if move else level.read(n)
+        kind = slot.kind
+        destination = self._level(target)
+        if destination is not None:
+            destination.write(n, kind, slot.values)
+            return
+        self.model.load(slot.values)
+        if kind is DataKind.ADJOINT:
+            self._hold(n, set(slot.values))
+        else:
+            self._replace_frontier(set(slot.values))
+
+    # -- working memory --------------------------------------------------------------------
+    def _hold(self, n: int, keys: set[Key]) -> None:
+        if n in self._work_adjoint:
+            self._release(self._work_adjoint.pop(n), unhold=True)
+        self._work_adjoint[n] = set(keys)
+        self._held.update(keys)
+
+    def _release(self, keys: Iterable[Key], unhold: bool = False) -> None:
+        for key in keys:
+            if unhold:
+                self._held[key] -= 1
+                if self._held[key] <= 0:
+                    del self._held[key]
+            if key not in self._held and key not in self._frontier:
+                self.model.free(key)
+
+    def _replace_frontier(self, keys: set[Key]) -> None:
+        """Make ``keys`` the forward state in working memory; free what leaves it."""
+        previous, self._frontier = self._frontier, set(keys)
+        self._release(previous)
+
+    def _release_all(self) -> None:
+        keys = set(self._held) | self._frontier
+        self._held.clear()
+        self._work_adjoint.clear()
+        self._frontier = set()
+        self._release(keys)
+
+    def _held_bytes(self) -> int:
+        return self.model.nbytes(self._held) if hasattr(self.model, "nbytes") else 0
+
+    def _reset_run(self) -> None:
+        for level in self.levels.values():
+            level.clear()
+        self._release_all()
+        self._schedule = copy.deepcopy(self._pristine)
+        self._action = None

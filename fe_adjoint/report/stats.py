@@ -1,0 +1,74 @@
+"""Counters of one checkpointed tape: steps run, bytes stored per level and kind, time per phase."""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from ..storage.base import DataKind
+
+
+@dataclass
+class RunStats:
+    """What the driver counts; ``as_dict`` gives the public ``fe_adjoint.stats()`` mapping."""
+
+    forward_steps: int = 0
+    reverse_steps: int = 0
+    peak_bytes: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {
+            level: {kind.value: 0 for kind in DataKind} for level in ("RAM", "DISK", "WORK")
+        }
+    )
+    seconds: dict[str, float] = field(default_factory=lambda: {"forward": 0.0, "reverse": 0.0})
+    progress_every: int | None = None
+
+    @contextmanager
+    def phase(self, name: str):
+        """Add the wall time spent inside the block to phase ``name``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - start
+
+    def sample(self, levels, held_bytes) -> None:
+        """Record the bytes the storage levels and working memory hold now."""
+        for storage, level in levels.items():
+            peaks = self.peak_bytes[storage.name]
+            for kind in DataKind:
+                peaks[kind.value] = max(peaks[kind.value], level.peak_bytes[kind])
+        work = self.peak_bytes["WORK"]
+        work[DataKind.ADJOINT.value] = max(work[DataKind.ADJOINT.value], held_bytes())
+
+    def progress(self, phase: str, step: int) -> None:
+        """Print a progress line every ``progress_every`` steps, if asked for."""
+        if self.progress_every and step % self.progress_every == 0:
+            print(f"[fe_adjoint] {phase} step {step}", file=sys.stderr, flush=True)
+
+    def as_dict(self) -> dict:
+        """The public statistics mapping."""
+        return {
+            "forward_steps": self.forward_steps,
+            "reverse_steps": self.reverse_steps,
+            "peak_bytes": {level: dict(kinds) for level, kinds in self.peak_bytes.items()},
+            "seconds": dict(self.seconds),
+        }
+
+
+def format_report(stats: dict) -> str:
+    """Render a ``stats()`` mapping as a readable table."""
+    lines = [
+        "fe_adjoint checkpointing report",
+        f"  forward steps run : {stats['forward_steps']}",
+        f"  reverse steps run : {stats['reverse_steps']}",
+        f"  time forward      : {stats['seconds']['forward']:.3f} s",
+        f"  time reverse      : {stats['seconds']['reverse']:.3f} s",
+        "  peak bytes        :  level   restart      adjoint",
+    ]
+    for level, kinds in stats["peak_bytes"].items():
+        lines.append(
+            f"                       {level:<5} {kinds['restart']:>10,} {kinds['adjoint']:>12,}"
+        )
+    return "\n".join(lines)

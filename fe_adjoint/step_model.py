@@ -1,0 +1,123 @@
+"""A pyadjoint tape seen as a sequence of steps: the :class:`~fe_adjoint.driver.StepModel`.
+
+Keys are pyadjoint ``BlockVariable`` objects; a key's value is its
+``checkpoint``. The model never lets a block read a live value silently: before
+a block is recomputed or its adjoint evaluated, every value it needs must be
+held, or a :class:`~fe_adjoint.errors.StorageError` names the step and the
+variable. Constants read live by Firedrake blocks (see :mod:`fe_adjoint.rules`)
+are set to their taped values first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pyadjoint.tape import stop_annotating
+
+from . import rules
+from .classify import BlockRecord, TapeIndex
+from .errors import StorageError
+
+
+class PyadjointStepModel:
+    """Runs the steps of a pyadjoint tape and classifies their data."""
+
+    def __init__(self, tape, codec):
+        self.tape = tape
+        self.codec = codec
+        self.index = TapeIndex()
+        self._hidden: dict[int, tuple] = {}  # id(block) -> ((Constant, BlockVariable), ...)
+        self._latest: dict[int, Any] = {}  # id(live object) -> its newest BlockVariable
+
+    # -- indexing --------------------------------------------------------------------------
+    @property
+    def n_steps(self) -> int:
+        return self.index.n_steps
+
+    def index_step(self, n: int) -> None:
+        """Classify the blocks of taped step ``n``; steps are indexed in order."""
+        assert n == self.index.n_steps, (n, self.index.n_steps)
+        records = []
+        for block in self.tape.timesteps[n]:
+            hidden = tuple(
+                (constant, self._latest[id(constant)])
+                for constant in rules.hidden_constants(block)
+                if id(constant) in self._latest
+            )
+            self._hidden[id(block)] = hidden
+            reads = (*block.get_dependencies(), *(bv for _, bv in hidden))
+            writes = tuple(block.get_outputs())
+            records.append(BlockRecord(reads, writes, rules.adjoint_reads(block, reads, writes)))
+            for bv in writes:
+                self._latest[id(bv.output)] = bv
+        self.index.add_step(records)
+
+    def keep(self, keys: Iterable) -> None:
+        """Hold ``keys`` (e.g. the functional) for the life of the tape."""
+        self.index.kept.update(keys)
+
+    def restart_keys(self, n):
+        return self.index.restart_keys(n)
+
+    def adjoint_keys(self, n):
+        return self.index.adjoint_keys(n)
+
+    def early_keys(self, n0, k):
+        return self.index.early_keys(n0, k)
+
+    def step_keys(self, n):
+        return self.index.step_keys(n)
+
+    # -- values ----------------------------------------------------------------------------
+    def values(self, keys: Iterable, step: int) -> dict:
+        values = {}
+        for bv in keys:
+            if bv.checkpoint is None:
+                raise self._missing(bv, step, "store")
+            values[bv] = bv.checkpoint
+        return values
+
+    def load(self, values: Mapping) -> None:
+        for bv, value in values.items():
+            bv.checkpoint = value
+
+    def free(self, key) -> None:
+        key.checkpoint = None
+
+    def nbytes(self, keys: Iterable) -> int:
+        return sum(self.codec.nbytes(bv.checkpoint) for bv in keys if bv.checkpoint is not None)
+
+    # -- running ---------------------------------------------------------------------------
+    def run_forward(self, n: int) -> None:
+        blocks = self.tape.timesteps[n]
+        for block, record in zip(blocks, self.index.records(n)):
+            self._prepare(block, record.reads, n, "forward")
+            block.recompute()
+
+    def run_reverse(self, n: int, markings: bool) -> None:
+        blocks = self.tape.timesteps[n]
+        for block, record in zip(reversed(blocks), reversed(self.index.records(n))):
+            self._prepare(block, record.adjoint_reads, n, "adjoint")
+            block.evaluate_adj(markings=markings)
+        for block in blocks:
+            block.reset_adjoint_state()
+            for bv in block.get_outputs():
+                bv.reset_variables(("tlm",) if bv.is_control else ("adjoint", "hessian", "tlm"))
+
+    def _prepare(self, block, needed, n: int, phase: str) -> None:
+        for bv in needed:
+            if bv.checkpoint is None and not bv.is_control:
+                raise self._missing(bv, n, phase)
+        with stop_annotating():
+            for constant, bv in self._hidden[id(block)]:
+                constant.assign(bv.saved_output)
+
+    @staticmethod
+    def _missing(bv, step: int, phase: str) -> StorageError:
+        return StorageError(
+            f"step {step}: the {phase} needs the value of {bv} "
+            f"({type(bv.output).__name__}) but no value for it is held. This is a bug in "
+            "fe_adjoint's data classification or a value changed outside the tape; please "
+            "report it with the script"
+        )

@@ -1,0 +1,55 @@
+"""How checkpoint values of a pyadjoint/Firedrake tape are copied, sized and serialised."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+
+def _is_function(value: Any) -> bool:
+    return hasattr(value, "function_space") and hasattr(value, "dat")
+
+
+class FiredrakeValueCodec:
+    """The :class:`~fe_adjoint.storage.base.ValueCodec` for Firedrake and pyadjoint values.
+
+    Functions and Cofunctions are array-backed (copied with ``copy(deepcopy=True)``,
+    written as their local PETSc vector); Constants are copied; floats and
+    meshes are immutable and shared.
+    """
+
+    def copy(self, value: Any) -> Any:
+        if isinstance(value, numbers.Number) or value is None:
+            return value
+        if _is_function(value):
+            return value.copy(deepcopy=True)
+        if hasattr(value, "dat") and hasattr(value, "_ad_copy"):  # Constant
+            return value._ad_copy()
+        return value
+
+    def nbytes(self, value: Any) -> int:
+        if isinstance(value, numbers.Number):
+            return 8
+        dat = getattr(value, "dat", None)
+        if dat is None:
+            return 0
+        with dat.vec_ro as vec:
+            return vec.array_r.nbytes
+
+    def to_array(self, value: Any) -> np.ndarray | None:
+        if not _is_function(value):
+            return None
+        with value.dat.vec_ro as vec:
+            return vec.array_r.copy()
+
+    def template(self, value: Any) -> Any:
+        return (type(value), value.function_space())
+
+    def from_array(self, template: Any, array: np.ndarray) -> Any:
+        cls, space = template
+        value = cls(space)
+        with value.dat.vec_wo as vec:
+            vec.array[:] = array
+        return value
