@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from functools import singledispatchmethod
 from typing import Any, Protocol
 
@@ -90,16 +90,18 @@ class StepDriver:
         copy of it is kept to start every later run afresh.
     model
         The taped model.
-    levels
-        The storage level for each of ``StorageType.RAM`` and ``StorageType.DISK``
-        the schedule uses.
+    make_level
+        Creates the storage level for ``StorageType.RAM`` or ``StorageType.DISK`` the
+        first time the schedule uses it.
     """
 
-    def __init__(self, schedule, model: StepModel, levels: dict[StorageType, StorageLevel]):
+    def __init__(self, schedule, model: StepModel,
+                 make_level: Callable[[StorageType], StorageLevel]):
         self._pristine = copy.deepcopy(schedule)
         self._schedule = schedule
         self.model = model
-        self.levels = levels
+        self._make_level = make_level
+        self.levels: dict[StorageType, StorageLevel] = {}
         self.stats = RunStats()
         self._keeps_work_data = isinstance(schedule, SingleMemoryStorageSchedule)
         self._action = None
@@ -288,13 +290,9 @@ class StepDriver:
     def _level(self, storage: StorageType) -> StorageLevel | None:
         if storage == StorageType.WORK:
             return None
-        try:
-            return self.levels[storage]
-        except KeyError:
-            raise StorageError(
-                f"the schedule uses {storage.name} but no {storage.name} level is configured; "
-                "pass disk_dir= to enable_checkpointing"
-            ) from None
+        if storage not in self.levels:
+            self.levels[storage] = self._make_level(storage)
+        return self.levels[storage]
 
     def _write_adjoint(self, storage: StorageType, n: int) -> None:
         keys = self.model.adjoint_keys(n)

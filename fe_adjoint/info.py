@@ -23,8 +23,8 @@ def stack_versions() -> dict[str, str]:
     major, minor, patch = PETSc.Sys.getVersion()
     config = PETSc.Sys.getVersionInfo()
     externals = sorted(
-        name for name in ("mumps", "superlu_dist", "suitesparse", "hdf5", "metis", "ptscotch",
-                          "scalapack", "fftw", "hwloc", "netcdf", "pnetcdf", "hypre", "cuda")
+        name for name in ("mumps", "superlu_dist", "umfpack", "cholmod", "klu", "hdf5", "metis", "ptscotch",
+                          "scalapack", "fftw", "hwloc", "netcdf", "pnetcdf", "zlib", "hypre", "cuda")
         if PETSc.Sys.hasExternalPackage(name)
     )
     return {

@@ -1,46 +1,111 @@
 """What a pyadjoint/Firedrake block reads beyond its listed dependencies, and what its adjoint reads.
 
-Firedrake's solve and assemble blocks list the Functions of their forms as
-dependencies but not the Constants: a Constant re-assigned every step (a time
-``t``) is read live. fe_adjoint finds those Constants in the block's forms and
-treats their taped values as dependencies, restoring them before the block
-runs (see :mod:`fe_adjoint.step_model`).
+Hidden reads
+    Firedrake's solve and assemble blocks list the Functions of their forms as
+    dependencies but not the Constants: a Constant re-assigned every step (a
+    time ``t``) is read live. :func:`hidden_constants` finds them; the step
+    model treats their taped values as dependencies and sets them before the
+    block runs.
+
+Adjoint reads
+    The adjoint of a block reads only the values that appear in the first
+    derivatives of its form: for a residual ``F(u; w)`` those of ``dF/du`` (the
+    adjoint operator) and of every ``dF/dw``. So the adjoint of a linear solve
+    whose operator does not depend on the state reads no state, an
+    assignment of a linear combination reads nothing, and ``assemble(u**2*dx)``
+    reads ``u``. Blocks without a recognised form keep every dependency and
+    output (always correct, never lean).
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-_FORM_ATTRIBUTES = ("lhs", "rhs", "form", "expr", "problem_J", "F")
-
 
 def hidden_constants(block) -> tuple:
     """Constants appearing in a block's forms or expressions, in a stable order."""
-    import ufl
     from firedrake import Constant
     from ufl.algorithms.analysis import extract_type
 
     found = {}
-    for name in _FORM_ATTRIBUTES:
-        try:
-            value = getattr(block, name)
-        except AttributeError:
-            continue
-        if isinstance(value, (ufl.form.BaseForm, ufl.core.expr.Expr)):
-            for constant in extract_type(value, Constant):
-                found.setdefault(id(constant), constant)
+    for expression in _expressions(block):
+        for constant in extract_type(expression, Constant):
+            found.setdefault(id(constant), constant)
     return tuple(found.values())
 
 
-@lru_cache(maxsize=None)
-def _reads_nothing_in_adjoint(cls) -> bool:
-    from firedrake.adjoint_utils.blocks.constant import ConstantAssignBlock
+def _expressions(block):
+    import ufl
 
-    return issubclass(cls, ConstantAssignBlock)
+    for name in ("lhs", "rhs", "form", "expr", "problem_J"):
+        value = getattr(block, name, None)
+        if isinstance(value, (ufl.form.BaseForm, ufl.core.expr.Expr)):
+            yield value
+
+
+@lru_cache(maxsize=None)
+def _block_kind(cls) -> str:
+    from firedrake.adjoint_utils.blocks.assembly import AssembleBlock
+    from firedrake.adjoint_utils.blocks.constant import ConstantAssignBlock
+    from firedrake.adjoint_utils.blocks.function import FunctionAssignBlock
+    from firedrake.adjoint_utils.blocks.solving import GenericSolveBlock
+
+    for kind, base in (("constant", ConstantAssignBlock), ("solve", GenericSolveBlock),
+                       ("assemble", AssembleBlock), ("assign", FunctionAssignBlock)):
+        if issubclass(cls, base):
+            return kind
+    return "other"
 
 
 def adjoint_reads(block, reads: tuple, writes: tuple) -> tuple:
-    """The keys a block's adjoint reads: none for assignments of constants, else all."""
-    if _reads_nothing_in_adjoint(type(block)):
+    """The keys (BlockVariables) the adjoint of ``block`` reads."""
+    kind = _block_kind(type(block))
+    if kind == "constant":
         return ()
-    return (*reads, *writes)
+    residual = _residual(block, kind, writes)
+    if residual is None:
+        return (*reads, *writes)
+    needed = _coefficients_of_first_derivatives(residual, [bv.output for bv in (*reads, *writes)])
+    if needed is None:
+        return (*reads, *writes)
+    from firedrake import Function
+
+    return tuple(
+        bv for bv in (*reads, *writes)
+        if not isinstance(bv.output, Function) or id(bv.output) in needed
+    )
+
+
+def _residual(block, kind, writes):
+    """The form or expression whose first derivatives the block's adjoint evaluates."""
+    import firedrake
+
+    if kind == "solve":
+        if getattr(block, "linear", False):
+            return firedrake.action(block.lhs, block.func) - block.rhs
+        return block.lhs
+    if kind == "assemble":
+        return block.form
+    if kind == "assign":
+        return getattr(block, "expr", None)
+    return None
+
+
+def _coefficients_of_first_derivatives(residual, outputs) -> set[int] | None:
+    """ids of the Functions appearing in d(residual)/dw for every Function w it contains."""
+    import ufl
+    from firedrake import Function
+    from ufl.algorithms import expand_derivatives
+    from ufl.algorithms.analysis import extract_coefficients
+
+    try:
+        present = {id(c): c for c in extract_coefficients(residual)}
+        needed: set[int] = set()
+        for w in outputs:
+            if not isinstance(w, Function) or id(w) not in present:
+                continue
+            derivative = expand_derivatives(ufl.derivative(residual, w))
+            needed.update(id(c) for c in extract_coefficients(derivative))
+        return needed
+    except Exception:  # an expression UFL cannot differentiate: keep everything
+        return None

@@ -51,6 +51,9 @@ class PyadjointStepModel:
             records.append(BlockRecord(reads, writes, rules.adjoint_reads(block, reads, writes)))
             for bv in writes:
                 self._latest[id(bv.output)] = bv
+            # Values pyadjoint does not checkpoint (a DirichletBC with a float value) are
+            # immutable: their live object is their value for the life of the tape.
+            self.index.kept.update(bv for bv in (*reads, *writes) if bv.checkpoint is None)
         self.index.add_step(records)
 
     def keep(self, keys: Iterable) -> None:
@@ -107,7 +110,9 @@ class PyadjointStepModel:
 
     def _prepare(self, block, needed, n: int, phase: str) -> None:
         for bv in needed:
-            if bv.checkpoint is None and not bv.is_control:
+            # A step-invariant value (mesh, boundary condition, ...) is nobody's output:
+            # its live object holds its value. Everything else must be held.
+            if bv.checkpoint is None and not self.index.is_invariant(bv):
                 raise self._missing(bv, n, phase)
         with stop_annotating():
             for constant, bv in self._hidden[id(block)]:

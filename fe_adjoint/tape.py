@@ -19,7 +19,7 @@ import os
 import tempfile
 
 from checkpoint_schedules import StorageType
-from pyadjoint.tape import TapePackageData, get_working_tape
+from pyadjoint.tape import TapePackageData, get_working_tape, stop_annotating
 
 from .driver import StepDriver
 from .errors import ConfigurationError, ScheduleError
@@ -36,36 +36,46 @@ class CheckpointingSession(TapePackageData):
     """fe_adjoint's state on one tape: the step model, the storage levels and the driver."""
 
     def __init__(self, tape, schedule, disk_dir=None, comm=None, progress_every=None):
-        codec = FiredrakeValueCodec()
         self.tape = tape
-        self.model = PyadjointStepModel(tape, codec)
-        levels = {}
-        if schedule.uses_storage_type(StorageType.RAM):
-            levels[StorageType.RAM] = RamStorage(codec)
-        if schedule.uses_storage_type(StorageType.DISK):
-            if comm is None:
-                from mpi4py import MPI
+        self.codec = FiredrakeValueCodec()
+        self.model = PyadjointStepModel(tape, self.codec)
+        self.disk_dir = os.fspath(disk_dir) if disk_dir is not None else tempfile.gettempdir()
+        if comm is None:
+            from mpi4py import MPI
 
-                comm = MPI.COMM_WORLD
-            levels[StorageType.DISK] = DiskStorage(
-                codec, disk_dir if disk_dir is not None else tempfile.gettempdir(), comm
-            )
-        self.levels = levels
-        self.driver = StepDriver(schedule, self.model, levels)
+            comm = MPI.COMM_WORLD
+        self.comm = comm
+        if disk_dir is not None and _uses_disk(schedule):
+            self._make_level(StorageType.DISK).close()  # a bad directory fails now, not mid-run
+        self.driver = StepDriver(schedule, self.model, self._make_level)
         self.driver.stats.progress_every = progress_every
+
+    def _make_level(self, storage: StorageType):
+        if storage == StorageType.RAM:
+            return RamStorage(self.codec)
+        return DiskStorage(self.codec, self.disk_dir, self.comm)
 
     # -- the interface pyadjoint's tape calls ------------------------------------------------
     def end_timestep(self, timestep: int) -> None:
         """Close taped step ``timestep`` and open the next one."""
-        self.model.index_step(timestep)
-        self.driver.taped_step(timestep)
+        with stop_annotating():
+            self.model.index_step(timestep)
+            self.driver.taped_step(timestep)
         self.tape.get_blocks().append_step()
 
     def end_taping(self) -> None:
         """Close the last taped step and finish the schedule's forward part."""
         if self.driver.taping:
-            self.model.index_step(len(self.tape.timesteps) - 1)
-            self.driver.finish_taping()
+            with stop_annotating():
+                self.model.index_step(len(self.tape.timesteps) - 1)
+                self.driver.finish_taping()
+            self._taped_blocks = len(self.tape.get_blocks())
+        elif len(self.tape.get_blocks()) != self._taped_blocks:
+            raise ScheduleError(
+                f"{len(self.tape.get_blocks()) - self._taped_blocks} operations were taped after "
+                "the functional was first evaluated or differentiated; call pause_annotation() "
+                "right after the time loop"
+            )
 
     def recompute(self, functional=None) -> None:
         """Re-run the forward at the controls' current values."""
@@ -86,7 +96,7 @@ class CheckpointingSession(TapePackageData):
     # -- TapePackageData -------------------------------------------------------------------
     def clear(self) -> None:
         self.driver.close()
-        for level in self.levels.values():
+        for level in self.driver.levels.values():
             if isinstance(level, DiskStorage):
                 level.close()
 
@@ -107,6 +117,13 @@ class CheckpointingSession(TapePackageData):
 
     def pause_checkpointing(self) -> None:
         pass
+
+
+def _uses_disk(schedule) -> bool:
+    try:
+        return schedule.uses_storage_type(StorageType.DISK)
+    except TypeError:  # DiskRevolve knows its disk snapshots only once iterated
+        return True
 
 
 def enable_checkpointing(
@@ -188,7 +205,7 @@ def steps(n: int | None = None):
             f"steps({n}) was asked for but the schedule was built for {max_n} steps; "
             f"use the same number in both"
         )
-    return current.tape.timestepper(range(n) if n is not None else itertools.count())
+    return current.tape.timestepper(iter(range(n)) if n is not None else itertools.count())
 
 
 def stats() -> dict:

@@ -9,7 +9,9 @@ import numpy as np
 
 
 def _is_function(value: Any) -> bool:
-    return hasattr(value, "function_space") and hasattr(value, "dat")
+    from firedrake import Cofunction, Function
+
+    return isinstance(value, (Function, Cofunction))
 
 
 class FiredrakeValueCodec:
@@ -32,11 +34,11 @@ class FiredrakeValueCodec:
     def nbytes(self, value: Any) -> int:
         if isinstance(value, numbers.Number):
             return 8
-        dat = getattr(value, "dat", None)
-        if dat is None:
-            return 0
-        with dat.vec_ro as vec:
-            return vec.array_r.nbytes
+        if _is_function(value):
+            with value.dat.vec_ro as vec:
+                return vec.array_r.nbytes
+        dat = getattr(value, "dat", None)  # a Constant
+        return 0 if dat is None else np.asarray(dat.data_ro).nbytes
 
     def to_array(self, value: Any) -> np.ndarray | None:
         if not _is_function(value):

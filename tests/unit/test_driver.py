@@ -5,9 +5,6 @@ import copy
 import pytest
 from checkpoint_schedules import (
     DiskRevolve,
-    EndForward,
-    EndReverse,
-    Forward,
     HRevolve,
     MixedCheckpointSchedule,
     MultistageCheckpointSchedule,
@@ -22,6 +19,8 @@ from checkpoint_schedules import (
 from fe_adjoint.driver import StepDriver
 from fe_adjoint.errors import ScheduleError
 from fe_adjoint.storage import RamStorage
+
+from tests.helpers import dry_run_forward_steps
 
 from .fake_tape import FloatCodec, RecurrenceModel, exact
 
@@ -43,9 +42,12 @@ SCHEDULES = {
 
 def make_driver(schedule, model):
     # Both levels are RAM-backed here: the driver sees two independent levels.
-    levels = {StorageType.RAM: RamStorage(FloatCodec()), StorageType.DISK: RamStorage(FloatCodec())}
-    levels[StorageType.DISK].name = "DISK"
-    return StepDriver(schedule, model, levels)
+    def make_level(storage):
+        level = RamStorage(FloatCodec())
+        level.name = storage.name
+        return level
+
+    return StepDriver(schedule, model, make_level)
 
 
 def tape(name, m=0.3, u0=0.4, n=N):
@@ -63,17 +65,6 @@ def gradient(model, driver):
     model.adjoint = {("J", N): 1.0}
     driver.reverse(markings=False)
     return model.adjoint["m"], model.adjoint[("u", 0)]
-
-
-def dry_run_forward_steps(schedule, n):
-    steps = 0
-    for action in schedule:
-        if isinstance(action, Forward):
-            steps += min(action.n1, n) - action.n0
-            if schedule.max_n is None and action.n1 >= n:
-                schedule.finalize(n)
-        if isinstance(action, EndReverse):
-            return steps
 
 
 @pytest.mark.parametrize("name", SCHEDULES, ids=list(SCHEDULES))

@@ -1,0 +1,37 @@
+"""Under mpiexec -n 2: a disk schedule gives the serial gradient; its files are per rank and removed."""
+
+import os
+
+import pytest
+
+
+@pytest.fixture
+def shared_dir(tmp_path):
+    """rank 0's tmp_path, the same directory on every rank."""
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD.bcast(str(tmp_path), root=0)
+
+
+@pytest.mark.parallel(nprocs=2)
+def test_disk_schedule_matches_serial_gradient(shared_dir):
+    from checkpoint_schedules import MixedCheckpointSchedule
+    from firedrake.adjoint import Tape, get_working_tape, set_working_tape
+    from mpi4py import MPI
+
+    from tests.helpers import N_STEPS, as_array, reaction_diffusion, relative_error
+
+    comm = MPI.COMM_WORLD
+    assert comm.size == 2
+    serial = reaction_diffusion(None, comm=MPI.COMM_SELF)
+    serial.Jhat(serial.m)
+    expected = as_array(serial.Jhat.derivative()).copy()
+
+    taped = reaction_diffusion(MixedCheckpointSchedule(N_STEPS, 2), shared_dir, comm=comm)
+    for _ in range(2):
+        assert relative_error(taped.Jhat.derivative(), expected) <= 1e-10
+    get_working_tape().clear_tape()
+    set_working_tape(Tape())
+    comm.barrier()
+    leftovers = [names for _, _, names in os.walk(shared_dir) if names]
+    assert leftovers == []
