@@ -249,9 +249,9 @@ class StepDriver:
             if action.write_adj_deps:
                 self._write_adjoint(action.storage, n)
             self._frontier |= model.step_keys(n)
-            self._replace_frontier(
-                model.restart_keys(n + 1) if n + 1 < model.n_steps else set()
-            )
+            frontier = model.restart_keys(n + 1) if n + 1 < model.n_steps else set()
+            model.load(model.values(frontier, n))  # self-contained before others are freed
+            self._replace_frontier(frontier)
             self.stats.progress("forward", n)
         if self._schedule.max_n is None and n1 >= model.n_steps:
             self._schedule.finalize(model.n_steps)
@@ -326,6 +326,7 @@ class StepDriver:
 
     # -- working memory --------------------------------------------------------------------
     def _hold(self, n: int, keys: set[Key]) -> None:
+        self.model.load(self.model.values(keys, n))  # make the held values self-contained
         if n in self._work_adjoint:
             self._release(self._work_adjoint.pop(n), unhold=True)
         self._work_adjoint[n] = set(keys)

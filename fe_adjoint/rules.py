@@ -59,36 +59,33 @@ def _block_kind(cls) -> str:
 
 def adjoint_reads(block, reads: tuple, writes: tuple) -> tuple:
     """The keys (BlockVariables) the adjoint of ``block`` reads."""
-    kind = _block_kind(type(block))
-    if kind == "constant":
-        return ()
-    residual = _residual(block, kind, writes)
-    if residual is None:
-        return (*reads, *writes)
-    needed = _coefficients_of_first_derivatives(residual, [bv.output for bv in (*reads, *writes)])
-    if needed is None:
-        return (*reads, *writes)
     from firedrake import Function
 
+    kind = _block_kind(type(block))
+    if kind == "constant" or (kind == "assign" and block.expr is None):
+        return ()  # the adjoint of a copy passes its input through
+    if kind == "solve":
+        # The state enters through the output; the unknown's previous value is only the
+        # initial guess, which the adjoint never reads.
+        residual = _linear_residual(block) if getattr(block, "linear", False) else block.lhs
+        candidates = (*(bv for bv in reads if bv.output is not block.func), *writes)
+    elif kind in ("assemble", "assign"):
+        residual = block.form if kind == "assemble" else block.expr
+        candidates = reads  # the result itself is never read back
+    else:
+        return (*reads, *writes)
+    needed = _coefficients_of_first_derivatives(residual, [bv.output for bv in candidates])
+    if needed is None:
+        return (*reads, *writes)
     return tuple(
-        bv for bv in (*reads, *writes)
-        if not isinstance(bv.output, Function) or id(bv.output) in needed
+        bv for bv in candidates if not isinstance(bv.output, Function) or id(bv.output) in needed
     )
 
 
-def _residual(block, kind, writes):
-    """The form or expression whose first derivatives the block's adjoint evaluates."""
+def _linear_residual(block):
     import firedrake
 
-    if kind == "solve":
-        if getattr(block, "linear", False):
-            return firedrake.action(block.lhs, block.func) - block.rhs
-        return block.lhs
-    if kind == "assemble":
-        return block.form
-    if kind == "assign":
-        return getattr(block, "expr", None)
-    return None
+    return firedrake.action(block.lhs, block.func) - block.rhs
 
 
 def _coefficients_of_first_derivatives(residual, outputs) -> set[int] | None:

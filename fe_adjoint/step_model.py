@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from firedrake.adjoint_utils.checkpointing import CheckpointBase
 from pyadjoint.tape import stop_annotating
 
 from . import rules
@@ -74,11 +75,23 @@ class PyadjointStepModel:
 
     # -- values ----------------------------------------------------------------------------
     def values(self, keys: Iterable, step: int) -> dict:
+        """Self-contained values of ``keys``.
+
+        Firedrake checkpoints ``u_old.assign(u)`` by delegating to ``u``'s value; such a
+        value is resolved here, while ``u``'s is still held, into a Function of its own.
+        """
         values = {}
         for bv in keys:
-            if bv.checkpoint is None:
+            value = bv.checkpoint
+            if value is None:
                 raise self._missing(bv, step, "store")
-            values[bv] = bv.checkpoint
+            if isinstance(value, CheckpointBase):
+                target = getattr(value, "other", None)
+                if target is not None and target.checkpoint is None \
+                        and not self.index.is_invariant(target):
+                    raise self._missing(target, step, "store")
+                value = bv.saved_output
+            values[bv] = value
         return values
 
     def load(self, values: Mapping) -> None:
@@ -96,6 +109,10 @@ class PyadjointStepModel:
         blocks = self.tape.timesteps[n]
         for block, record in zip(blocks, self.index.records(n)):
             self._prepare(block, record.reads, n, "forward")
+            for bv in record.writes:
+                # Recompute into new objects: Firedrake assigns in place into an output's
+                # existing value, which another variable's held value may share.
+                bv.checkpoint = None
             block.recompute()
 
     def run_reverse(self, n: int, markings: bool) -> None:
