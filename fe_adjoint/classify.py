@@ -98,3 +98,25 @@ class TapeIndex:
             for key in (*record.reads, *record.writes)
             if not self.is_invariant(key)
         }
+
+
+class IndexedKeys:
+    """The key queries of :class:`~fe_adjoint.driver.StepModel`, answered by ``self.index``."""
+
+    index: TapeIndex
+
+    @property
+    def n_steps(self) -> int:
+        return self.index.n_steps
+
+    def restart_keys(self, n: int) -> set[Key]:
+        return self.index.restart_keys(n)
+
+    def adjoint_keys(self, n: int) -> set[Key]:
+        return self.index.adjoint_keys(n)
+
+    def early_keys(self, n0: int, k: int) -> set[Key]:
+        return self.index.early_keys(n0, k)
+
+    def step_keys(self, n: int) -> set[Key]:
+        return self.index.step_keys(n)

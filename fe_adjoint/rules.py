@@ -43,6 +43,21 @@ def _expressions(block):
             yield value
 
 
+def shed_assembler(block) -> None:
+    """Give an assemble block a copy of its form without Firedrake's cached assembler.
+
+    ``assemble(form)`` stashes its assembler (parallel loops, result tensor, PETSc
+    vectors) on the form; a tape keeps one such form per step and so ~100 KB per
+    step that no replay uses (replays assemble new forms). The copy shares the
+    integrals and holds no cache.
+    """
+    import ufl
+
+    form = getattr(block, "form", None)
+    if _block_kind(type(block)) == "assemble" and type(form) is ufl.Form and form._cache:
+        block.form = ufl.Form(form.integrals())
+
+
 @lru_cache(maxsize=None)
 def _block_kind(cls) -> str:
     from firedrake.adjoint_utils.blocks.assembly import AssembleBlock

@@ -17,11 +17,11 @@ from firedrake.adjoint_utils.checkpointing import CheckpointBase
 from pyadjoint.tape import stop_annotating
 
 from . import rules
-from .classify import BlockRecord, TapeIndex
+from .classify import BlockRecord, IndexedKeys, TapeIndex
 from .errors import StorageError
 
 
-class PyadjointStepModel:
+class PyadjointStepModel(IndexedKeys):
     """Runs the steps of a pyadjoint tape and classifies their data."""
 
     def __init__(self, tape, codec):
@@ -32,15 +32,12 @@ class PyadjointStepModel:
         self._latest: dict[int, Any] = {}  # id(live object) -> its newest BlockVariable
 
     # -- indexing --------------------------------------------------------------------------
-    @property
-    def n_steps(self) -> int:
-        return self.index.n_steps
-
     def index_step(self, n: int) -> None:
         """Classify the blocks of taped step ``n``; steps are indexed in order."""
         assert n == self.index.n_steps, (n, self.index.n_steps)
         records = []
         for block in self.tape.timesteps[n]:
+            rules.shed_assembler(block)
             hidden = tuple(
                 (constant, self._latest[id(constant)])
                 for constant in rules.hidden_constants(block)
@@ -60,18 +57,6 @@ class PyadjointStepModel:
     def keep(self, keys: Iterable) -> None:
         """Hold ``keys`` (e.g. the functional) for the life of the tape."""
         self.index.kept.update(keys)
-
-    def restart_keys(self, n):
-        return self.index.restart_keys(n)
-
-    def adjoint_keys(self, n):
-        return self.index.adjoint_keys(n)
-
-    def early_keys(self, n0, k):
-        return self.index.early_keys(n0, k)
-
-    def step_keys(self, n):
-        return self.index.step_keys(n)
 
     # -- values ----------------------------------------------------------------------------
     def values(self, keys: Iterable, step: int) -> dict:

@@ -50,30 +50,51 @@ class ValueCodec(Protocol):
 
 
 class StorageLevel(ABC):
-    """A storage level: ``write``, ``extend``, ``read``, ``delete`` and ``in``, keyed by step."""
+    """A storage level: ``write``, ``extend``, ``read``, ``delete`` and ``in``, keyed by step.
+
+    The base class keeps the slots' bookkeeping (kind, bytes per kind and their
+    peak); a level decides where values live by implementing ``_add``,
+    ``read`` and ``_forget``.
+    """
 
     name: str
 
     def __init__(self, codec: ValueCodec):
         self.codec = codec
+        self._slots: dict[int, Slot] = {}
+        self._slot_bytes: dict[int, int] = {}
         self._bytes: dict[DataKind, int] = {kind: 0 for kind in DataKind}
         self.peak_bytes: dict[DataKind, int] = {kind: 0 for kind in DataKind}
 
-    @abstractmethod
     def __contains__(self, step: int) -> bool:
         """Whether a slot for ``step`` is held."""
+        return step in self._slots
 
-    @abstractmethod
     def kind(self, step: int) -> DataKind:
         """The kind of the slot held for ``step``."""
+        return self._slot(step).kind
 
-    @abstractmethod
+    def steps(self) -> list[int]:
+        """The steps with a slot."""
+        return sorted(self._slots)
+
     def write(self, step: int, kind: DataKind, values: Mapping[Hashable, Any]) -> None:
         """Store copies of ``values`` as the slot of ``step``, replacing any older slot."""
+        self.delete(step)
+        self._slots[step] = Slot(kind)
+        self._slot_bytes[step] = 0
+        self.extend(step, values)
 
-    @abstractmethod
     def extend(self, step: int, values: Mapping[Hashable, Any]) -> None:
         """Add copies of the ``values`` not yet held to the slot of ``step``."""
+        slot = self._slot(step)
+        added = self._add(step, slot, values)
+        self._slot_bytes[step] += added
+        self._account(slot.kind, added)
+
+    @abstractmethod
+    def _add(self, step: int, slot: Slot, values: Mapping[Hashable, Any]) -> int:
+        """Store the ``values`` the slot lacks; return the bytes added."""
 
     @abstractmethod
     def read(self, step: int) -> Slot:
@@ -85,13 +106,15 @@ class StorageLevel(ABC):
         self.delete(step)
         return slot
 
-    @abstractmethod
     def delete(self, step: int) -> None:
         """Free the slot of ``step``; a missing slot is not an error."""
+        slot = self._slots.pop(step, None)
+        if slot is not None:
+            self._account(slot.kind, -self._slot_bytes.pop(step))
+            self._forget(step)
 
-    @abstractmethod
-    def steps(self) -> list[int]:
-        """The steps with a slot."""
+    def _forget(self, step: int) -> None:
+        """Release what the level keeps for ``step`` beyond its slot."""
 
     def clear(self) -> None:
         """Free every slot."""
@@ -106,11 +129,14 @@ class StorageLevel(ABC):
         self._bytes[kind] += delta
         self.peak_bytes[kind] = max(self.peak_bytes[kind], self._bytes[kind])
 
-    def _missing(self, step: int) -> Exception:
-        from ..errors import StorageError
+    def _slot(self, step: int) -> Slot:
+        try:
+            return self._slots[step]
+        except KeyError:
+            from ..errors import StorageError
 
-        return StorageError(
-            f"no checkpoint for step {step} on {self.name}; the schedule asked to read "
-            "data that was never written or was already deleted (was the schedule "
-            "re-used for another run? pass a fresh schedule to enable_checkpointing)"
-        )
+            raise StorageError(
+                f"no checkpoint for step {step} on {self.name}; the schedule asked to read "
+                "data that was never written or was already deleted (was the schedule "
+                "re-used for another run? pass a fresh schedule to enable_checkpointing)"
+            ) from None

@@ -19,7 +19,7 @@ from typing import Any
 import h5py
 
 from ..errors import ConfigurationError, StorageError
-from .base import DataKind, Slot, StorageLevel
+from .base import Slot, StorageLevel
 
 
 def _remove_tree(path: str) -> None:
@@ -52,8 +52,8 @@ class DiskStorage(StorageLevel):
         if isinstance(path, Exception):
             raise path
         self.path = path
-        self._slots: dict[int, Slot] = {}  # values without arrays; arrays live in files
-        self._slot_bytes: dict[int, int] = {}
+        # A slot's values without arrays stay in memory; arrays live in files, described
+        # here by what rebuilds them and their local shape.
         self._templates: dict[int, dict[Hashable, tuple[Any, tuple]]] = {}
         self._names: dict[Hashable, str] = {}
         if self._rank == 0:
@@ -81,50 +81,35 @@ class DiskStorage(StorageLevel):
     def _name(self, key: Hashable) -> str:
         return self._names.setdefault(key, f"v{len(self._names)}")
 
-    def __contains__(self, step: int) -> bool:
-        return step in self._slots
-
-    def kind(self, step: int) -> DataKind:
-        return self._slot(step).kind
-
-    def write(self, step: int, kind: DataKind, values: Mapping[Hashable, Any]) -> None:
-        self.delete(step)
-        self._slots[step] = Slot(kind)
-        self._slot_bytes[step] = 0
-        self._templates[step] = {}
-        self.extend(step, values)
-
-    def extend(self, step: int, values: Mapping[Hashable, Any]) -> None:
-        slot = self._slot(step)
+    def _add(self, step: int, slot: Slot, values: Mapping[Hashable, Any]) -> int:
+        templates = self._templates.setdefault(step, {})
         arrays = {}
         for key, value in values.items():
-            if key in slot.values or key in self._templates[step]:
+            if key in slot.values or key in templates:
                 continue
             array = self.codec.to_array(value)
             if array is None:
                 slot.values[key] = self.codec.copy(value)
             else:
                 arrays[key] = array
-                self._templates[step][key] = (self.codec.template(value), array.shape)
-        if not arrays:
-            return
+                templates[key] = (self.codec.template(value), array.shape)
+        if arrays:
+            self._write_arrays(step, arrays)
+        return sum(a.nbytes for a in arrays.values())
+
+    def _write_arrays(self, step: int, arrays: dict) -> None:
         path = self._file(step)
         try:
             with h5py.File(path, "a") as f:
                 for key, array in arrays.items():
                     f.create_dataset(self._name(key), data=array)
         except OSError as exc:
-            for key in arrays:
-                self._templates[step].pop(key, None)
             self.delete(step)
             reason = "the disk is full" if getattr(exc, "errno", None) == errno.ENOSPC else str(exc)
             raise StorageError(
                 f"cannot write the checkpoint of step {step} to {path}: {reason}; "
                 "free space or pass another disk_dir= to enable_checkpointing"
             ) from exc
-        added = sum(a.nbytes for a in arrays.values())
-        self._slot_bytes[step] += added
-        self._account(slot.kind, added)
 
     def read(self, step: int) -> Slot:
         slot = self._slot(step)
@@ -149,27 +134,14 @@ class DiskStorage(StorageLevel):
                     values[key] = self.codec.from_array(template, array)
         return Slot(slot.kind, values)
 
-    def delete(self, step: int) -> None:
-        slot = self._slots.pop(step, None)
-        if slot is None:
-            return
+    def _forget(self, step: int) -> None:
         self._templates.pop(step, None)
-        self._account(slot.kind, -self._slot_bytes.pop(step))
         try:
             os.remove(self._file(step))
         except FileNotFoundError:
             pass
 
-    def steps(self) -> list[int]:
-        return sorted(self._slots)
-
     def close(self) -> None:
         """Free every slot and remove the private directory."""
         self.clear()
         self._finalizer()
-
-    def _slot(self, step: int) -> Slot:
-        try:
-            return self._slots[step]
-        except KeyError:
-            raise self._missing(step) from None

@@ -5,7 +5,7 @@ J_{n+1} = J_n + u_{n+1}**2. Keys are tuples; a read of a value that is not
 held raises, so a driver that frees too early fails loudly.
 """
 
-from fe_adjoint.classify import BlockRecord, TapeIndex
+from fe_adjoint.classify import BlockRecord, IndexedKeys, TapeIndex
 from fe_adjoint.storage.base import ValueCodec
 
 
@@ -30,7 +30,7 @@ class MissingValue(AssertionError):
     pass
 
 
-class RecurrenceModel:
+class RecurrenceModel(IndexedKeys):
     def __init__(self, m, u0):
         self.index = TapeIndex()
         self.live = {"u": u0, "J": 0.0, "m": m}  # what the user's script holds while taping
@@ -38,10 +38,6 @@ class RecurrenceModel:
         self.adjoint = {}
         self.forward_runs = []
         self.reverse_runs = []
-
-    @property
-    def n_steps(self):
-        return self.index.n_steps
 
     def nbytes(self, keys):
         return 8 * len(list(keys))
@@ -75,18 +71,6 @@ class RecurrenceModel:
         self.current[("J", n + 1)] = J + u1 * u1
 
     # StepModel
-    def restart_keys(self, n):
-        return self.index.restart_keys(n)
-
-    def adjoint_keys(self, n):
-        return self.index.adjoint_keys(n)
-
-    def early_keys(self, n0, k):
-        return self.index.early_keys(n0, k)
-
-    def step_keys(self, n):
-        return self.index.step_keys(n)
-
     def values(self, keys, step):
         return {key: self._get(key, step, "store") for key in keys}
 
