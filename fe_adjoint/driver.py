@@ -39,6 +39,7 @@ from checkpoint_schedules import (
 )
 
 from .errors import ScheduleError, StorageError
+from .memory import GarbageCollector
 from .report.stats import RunStats
 from .storage import DataKind, StorageLevel
 
@@ -103,6 +104,7 @@ class StepDriver:
         self._make_level = make_level
         self.levels: dict[StorageType, StorageLevel] = {}
         self.stats = RunStats()
+        self._collector = GarbageCollector()
         self._keeps_work_data = isinstance(schedule, SingleMemoryStorageSchedule)
         self._action = None
         self._pending = None  # an action read ahead of time, processed next
@@ -135,6 +137,7 @@ class StepDriver:
         with self.stats.phase("forward"):
             self._store_taped_step(action, k)
         self.stats.forward_steps += 1
+        self._collector.step_done()
 
     def finish_taping(self) -> None:
         """Process the last taped step and run the schedule up to EndForward."""
@@ -253,6 +256,7 @@ class StepDriver:
             model.load(model.values(frontier, n))  # self-contained before others are freed
             self._replace_frontier(frontier)
             self.stats.progress("forward", n)
+            self._collector.step_done()
         if self._schedule.max_n is None and n1 >= model.n_steps:
             self._schedule.finalize(model.n_steps)
 
@@ -269,6 +273,7 @@ class StepDriver:
             if action.clear_adj_deps and not self._keeps_work_data:
                 self._release(self._work_adjoint.pop(n), unhold=True)
             self.stats.progress("reverse", n)
+            self._collector.step_done()
 
     @_process.register
     def _copy(self, action: Copy) -> None:
