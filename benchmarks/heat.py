@@ -1,4 +1,4 @@
-"""The heat problem every benchmark runs: P1 on an n x n square, backward Euler, LU, J = sum ||u_n||^2.
+"""The heat problem the benchmarks run: P1, n x n square, backward Euler, LU, J = sum ||u_n||^2.
 
 ``run(tool, steps, schedule, cells)`` tapes it with plain firedrake.adjoint
 (``tool="firedrake.adjoint"``, checkpointed by ``tape.enable_checkpointing``) or
@@ -23,11 +23,33 @@ def current_rss_mb() -> float:
 
 
 def run(tool: str, steps: int, schedule, cells: int = 64) -> dict:
-    from firedrake import (Constant, DirichletBC, Function, FunctionSpace, LinearVariationalProblem,
-                           LinearVariationalSolver, SpatialCoordinate, TestFunction, TrialFunction,
-                           UnitSquareMesh, assemble, dx, grad, inner, pi, sin)
-    from firedrake.adjoint import (Control, ReducedFunctional, Tape, continue_annotation,
-                                   get_working_tape, pause_annotation, set_working_tape)
+    from firedrake import (
+        Constant,
+        DirichletBC,
+        Function,
+        FunctionSpace,
+        LinearVariationalProblem,
+        LinearVariationalSolver,
+        SpatialCoordinate,
+        TestFunction,
+        TrialFunction,
+        UnitSquareMesh,
+        assemble,
+        dx,
+        grad,
+        inner,
+        pi,
+        sin,
+    )
+    from firedrake.adjoint import (
+        Control,
+        ReducedFunctional,
+        Tape,
+        continue_annotation,
+        get_working_tape,
+        pause_annotation,
+        set_working_tape,
+    )
 
     import fe_adjoint
 

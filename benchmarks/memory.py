@@ -1,4 +1,4 @@
-"""Peak-RSS growth with the number of steps under Revolve(N, 5): fe_adjoint vs plain firedrake.adjoint.
+"""Peak-RSS growth with the step count under Revolve(N, 5): fe_adjoint vs plain firedrake.adjoint.
 
 Heat, P1, 64 x 64, N = 100 and 400. Each configuration runs in its own process
 (peak RSS only grows); the growth is the peak minus the RSS just before taping.
@@ -48,8 +48,9 @@ def main() -> None:
             ).stdout
             results.append(json.loads(out.strip().splitlines()[-1]))
             r = results[-1]
-            print(f"{tool:<18} N={steps:<4} growth {r['rss_peak_mb'] - r['rss_baseline_mb']:7.1f} MB"
-                  f"  forward {r['forward_s']:6.2f} s  gradient {r['gradient_s']:6.2f} s", flush=True)
+            growth = r["rss_peak_mb"] - r["rss_baseline_mb"]
+            print(f"{tool:<18} N={steps:<4} growth {growth:7.1f} MB  forward {r['forward_s']:6.2f}"
+                  f" s  gradient {r['gradient_s']:6.2f} s", flush=True)
     lines = ["| tool | N | RSS growth (MB) | growth N=max / N=min | forward (s) | gradient (s) |",
              "|---|---|---|---|---|---|"]
     for tool in TOOLS:

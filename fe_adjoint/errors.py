@@ -1,4 +1,7 @@
-"""Exception hierarchy of fe_adjoint: every error names what was expected, what was found and the fix."""
+"""Exception hierarchy of fe_adjoint.
+
+Every error names what was expected, what was found and the fix.
+"""
 
 
 class FeAdjointError(RuntimeError):

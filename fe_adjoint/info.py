@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from importlib import metadata
 
+_PETSC_EXTERNALS = ("mumps", "superlu_dist", "umfpack", "cholmod", "klu", "hdf5", "metis",
+                    "ptscotch", "scalapack", "fftw", "hwloc", "netcdf", "pnetcdf", "zlib",
+                    "hypre", "cuda")
+
 
 def _version(distribution: str) -> str:
     try:
@@ -13,8 +17,7 @@ def _version(distribution: str) -> str:
 
 
 def stack_versions() -> dict[str, str]:
-    """Versions of Firedrake, PETSc (with its external packages), petsc4py, pyadjoint,
-    checkpoint_schedules, and the MPI size."""
+    """Versions of Firedrake, PETSc and its external packages, pyadjoint, and the MPI size."""
     from mpi4py import MPI
     from petsc4py import PETSc
 
@@ -22,11 +25,7 @@ def stack_versions() -> dict[str, str]:
 
     major, minor, patch = PETSc.Sys.getVersion()
     config = PETSc.Sys.getVersionInfo()
-    externals = sorted(
-        name for name in ("mumps", "superlu_dist", "umfpack", "cholmod", "klu", "hdf5", "metis", "ptscotch",
-                          "scalapack", "fftw", "hwloc", "netcdf", "pnetcdf", "zlib", "hypre", "cuda")
-        if PETSc.Sys.hasExternalPackage(name)
-    )
+    externals = sorted(name for name in _PETSC_EXTERNALS if PETSc.Sys.hasExternalPackage(name))
     return {
         "fe_adjoint": fe_adjoint.__version__,
         "firedrake": _version("firedrake"),

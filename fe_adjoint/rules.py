@@ -1,4 +1,4 @@
-"""What a pyadjoint/Firedrake block reads beyond its listed dependencies, and what its adjoint reads.
+"""What a Firedrake block reads beyond its listed dependencies, and what its adjoint reads.
 
 Hidden reads
     Firedrake's solve and assemble blocks list the Functions of their forms as
@@ -104,7 +104,7 @@ def _linear_residual(block):
 
 
 def _coefficients_of_first_derivatives(residual, outputs) -> set[int] | None:
-    """ids of the Functions appearing in d(residual)/dw for every Function w it contains."""
+    """Ids of the Functions appearing in d(residual)/dw for every Function w it contains."""
     import ufl
     from firedrake import Function
     from ufl.algorithms import expand_derivatives

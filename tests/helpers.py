@@ -98,9 +98,24 @@ def initial(default, control):
 
 def heat(schedule=None, tmp_path=None, n_steps=N_STEPS, control=None, annotate=True):
     """Linear heat equation, P1, control: the initial condition."""
-    from firedrake import (Constant, DirichletBC, Function, FunctionSpace, LinearVariationalProblem,
-                           LinearVariationalSolver, SpatialCoordinate, TestFunction,
-                           TrialFunction, UnitSquareMesh, assemble, dx, grad, inner, sin, pi)
+    from firedrake import (
+        Constant,
+        DirichletBC,
+        Function,
+        FunctionSpace,
+        LinearVariationalProblem,
+        LinearVariationalSolver,
+        SpatialCoordinate,
+        TestFunction,
+        TrialFunction,
+        UnitSquareMesh,
+        assemble,
+        dx,
+        grad,
+        inner,
+        pi,
+        sin,
+    )
 
     mesh = UnitSquareMesh(6, 6)
     V = FunctionSpace(mesh, "CG", 1)
@@ -127,10 +142,21 @@ def heat(schedule=None, tmp_path=None, n_steps=N_STEPS, control=None, annotate=T
 
 def burgers(schedule=None, tmp_path=None, n_steps=N_STEPS, control=None, annotate=True):
     """Viscous Burgers, CG2 in 1D, control: the initial condition."""
-    from firedrake import (Constant, DirichletBC, Function, FunctionSpace,
-                           NonlinearVariationalProblem, NonlinearVariationalSolver,
-                           SpatialCoordinate, TestFunction, UnitIntervalMesh, assemble, dx, pi,
-                           sin)
+    from firedrake import (
+        Constant,
+        DirichletBC,
+        Function,
+        FunctionSpace,
+        NonlinearVariationalProblem,
+        NonlinearVariationalSolver,
+        SpatialCoordinate,
+        TestFunction,
+        UnitIntervalMesh,
+        assemble,
+        dx,
+        pi,
+        sin,
+    )
 
     mesh = UnitIntervalMesh(16)
     V = FunctionSpace(mesh, "CG", 2)
@@ -156,10 +182,22 @@ def burgers(schedule=None, tmp_path=None, n_steps=N_STEPS, control=None, annotat
 
 def reaction_diffusion(schedule=None, tmp_path=None, n_steps=N_STEPS, control=None,
                        annotate=True, comm=None):
-    """Non-linear reaction-diffusion with a time Constant re-assigned every step; scalar R-space control."""
-    from firedrake import (Constant, Function, FunctionSpace, NonlinearVariationalProblem,
-                           NonlinearVariationalSolver, SpatialCoordinate, TestFunction,
-                           UnitSquareMesh, assemble, cos, dx, grad, inner)
+    """Non-linear reaction-diffusion, a time Constant re-assigned every step, an R-space control."""
+    from firedrake import (
+        Constant,
+        Function,
+        FunctionSpace,
+        NonlinearVariationalProblem,
+        NonlinearVariationalSolver,
+        SpatialCoordinate,
+        TestFunction,
+        UnitSquareMesh,
+        assemble,
+        cos,
+        dx,
+        grad,
+        inner,
+    )
 
     mesh = UnitSquareMesh(4, 4, **({"comm": comm} if comm is not None else {}))
     V = FunctionSpace(mesh, "CG", 1)
@@ -207,8 +245,9 @@ PROBLEMS = {
 
 
 def steps(schedule, n, annotate=True):
-    import fe_adjoint
     from firedrake.adjoint import get_working_tape
+
+    import fe_adjoint
 
     if not annotate:
         return range(n)
@@ -279,7 +318,7 @@ def reference(problem, control_values):
         J = float(taped.Jhat(value))
         dJ = as_array(taped.Jhat.derivative()).copy()
         out.append((J, dJ))
-    for value, (J, dJ) in zip(control_values(taped), out):
+    for value, (_, dJ) in zip(control_values(taped), out):
         d = taped.direction
         exact = pairing(dJ, d)
         scale = np.linalg.norm(dJ) * np.linalg.norm(as_array(d))

@@ -113,7 +113,7 @@ class StorageLevel(ABC):
             self._account(slot.kind, -self._slot_bytes.pop(step))
             self._forget(step)
 
-    def _forget(self, step: int) -> None:
+    def _forget(self, step: int) -> None:  # noqa: B027 - most levels keep nothing more
         """Release what the level keeps for ``step`` beyond its slot."""
 
     def clear(self) -> None:

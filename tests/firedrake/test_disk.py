@@ -1,4 +1,4 @@
-"""Disk storage: files removed when freed and at exit, clear errors for bad directories and files."""
+"""Disk storage: files removed when freed and at exit; clear errors for bad directories, files."""
 
 import os
 import subprocess
@@ -10,6 +10,8 @@ from checkpoint_schedules import SingleDiskStorageSchedule
 
 import fe_adjoint
 from tests.helpers import N_STEPS, heat
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def files_under(path):
@@ -95,8 +97,7 @@ if {fail!r}:
 
 @pytest.mark.parametrize("fail", [False, True], ids=["normal_exit", "exception"])
 def test_no_files_remain_after_the_process_ends(tmp_path, fail):
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    script = SCRIPT.format(repo=repo, disk_dir=str(tmp_path), fail=fail)
+    script = SCRIPT.format(repo=REPO, disk_dir=str(tmp_path), fail=fail)
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)],
                             capture_output=True, text=True)
     assert (result.returncode != 0) == fail, result.stderr
@@ -123,9 +124,10 @@ def test_files_are_removed_when_an_exception_escapes_mid_forward(tmp_path):
                 print("files", sum(len(f) for _, _, f in os.walk({disk_dir!r})))
                 raise RuntimeError("model blew up")
     """)
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    result = subprocess.run([sys.executable, "-c", script.format(repo=repo, disk_dir=str(tmp_path))],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script.format(repo=REPO, disk_dir=str(tmp_path))],
+        capture_output=True, text=True,
+    )
     assert "model blew up" in result.stderr
     # steps 1-4 had adjoint data on disk when the error escaped (step 0 reads only the
     # untaped initial value, which is step-invariant)

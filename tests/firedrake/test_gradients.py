@@ -3,7 +3,7 @@
 import pytest
 from firedrake.adjoint import taylor_test
 
-from tests.helpers import (N_STEPS, PROBLEMS, SCHEDULES, as_array, control_values, relative_error)
+from tests.helpers import N_STEPS, PROBLEMS, SCHEDULES, control_values, relative_error
 
 TOL = 1e-12
 

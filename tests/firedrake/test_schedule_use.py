@@ -4,7 +4,7 @@ import pytest
 from checkpoint_schedules import MixedCheckpointSchedule, Revolve, StorageType
 
 import fe_adjoint
-from tests.helpers import (SCHEDULES, dry_run_forward_steps, fresh_tape, heat, recurrence)
+from tests.helpers import SCHEDULES, dry_run_forward_steps, fresh_tape, heat, recurrence
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES, ids=list(SCHEDULES))

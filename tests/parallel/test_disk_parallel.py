@@ -1,4 +1,4 @@
-"""Under mpiexec -n 2: a disk schedule gives the serial gradient; its files are per rank and removed."""
+"""Under mpiexec -n 2 a disk schedule gives the serial gradient; its per-rank files are removed."""
 
 import os
 

@@ -121,7 +121,9 @@ def test_pristine_schedule_is_not_consumed():
     assert [repr(a) for a in before][:3] == [repr(a) for a in copy.deepcopy(schedule)][:3]
 
 
-@pytest.mark.parametrize("name", ["revolve", "mixed_ram", "multistage_ram", "two_level_ram", "single_disk"])
+@pytest.mark.parametrize(
+    "name", ["revolve", "mixed_ram", "multistage_ram", "two_level_ram", "single_disk"]
+)
 def test_nothing_but_invariants_is_held_after_the_adjoint(name):
     model, driver = tape(name)
     gradient(model, driver)
