@@ -178,6 +178,23 @@ class StepDriver:
             self._advance_to(EndReverse)
         self._state = "reverse done"
 
+    def sweep(self) -> None:
+        """Run every step forward once from the start, storing nothing (a tangent-linear pass).
+
+        The schedule is not consulted: a forward-in-time pass needs no checkpoints.
+        Values the schedule holds in working memory stay held.
+        """
+        self.finish_taping()
+        model = self.model
+        self._replace_frontier(set())
+        with self.stats.phase("forward"):
+            for n in range(model.n_steps):
+                model.run_forward(n)
+                self.stats.forward_steps += 1
+                self._advance_frontier(n)
+                self._collector.step_done()
+            self._replace_frontier(set())
+
     def close(self) -> None:
         """Free every slot and every held value."""
         for level in self.levels.values():
@@ -251,10 +268,7 @@ class StepDriver:
             self.stats.forward_steps += 1
             if action.write_adj_deps:
                 self._write_adjoint(action.storage, n)
-            self._frontier |= model.step_keys(n)
-            frontier = model.restart_keys(n + 1) if n + 1 < model.n_steps else set()
-            model.load(model.values(frontier, n))  # self-contained before others are freed
-            self._replace_frontier(frontier)
+            self._advance_frontier(n)
             self.stats.progress("forward", n)
             self._collector.step_done()
         if self._schedule.max_n is None and n1 >= model.n_steps:
@@ -345,6 +359,14 @@ class StepDriver:
                     del self._held[key]
             if key not in self._held and key not in self._frontier:
                 self.model.free(key)
+
+    def _advance_frontier(self, n: int) -> None:
+        """After step ``n``: keep the restart data of step ``n + 1``, free the rest."""
+        model = self.model
+        self._frontier |= model.step_keys(n)
+        frontier = model.restart_keys(n + 1) if n + 1 < model.n_steps else set()
+        model.load(model.values(frontier, n))  # self-contained before others are freed
+        self._replace_frontier(frontier)
 
     def _replace_frontier(self, keys: set[Key]) -> None:
         """Make ``keys`` the forward state in working memory; free what leaves it."""

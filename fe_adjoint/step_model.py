@@ -1,7 +1,9 @@
 """A pyadjoint tape seen as a sequence of steps: the :class:`~fe_adjoint.driver.StepModel`.
 
-Keys are pyadjoint ``BlockVariable`` objects; a key's value is its
-``checkpoint``. The model never lets a block read a live value silently: before
+Keys are pyadjoint ``BlockVariable`` objects, whose value is their
+``checkpoint``, and, in tangent mode, :class:`TangentKey` objects, whose value
+is the variable's ``tlm_value``: tangents are stored and restored with the
+values they belong to. The model never lets a block read a live value silently: before
 a block is recomputed or its adjoint evaluated, every value it needs must be
 held, or a :class:`~fe_adjoint.errors.StorageError` names the step and the
 variable. Constants read live by Firedrake blocks (see :mod:`fe_adjoint.rules`)
@@ -11,6 +13,8 @@ are set to their taped values first.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from firedrake.adjoint_utils.checkpointing import CheckpointBase
@@ -21,12 +25,26 @@ from .classify import BlockRecord, IndexedKeys, TapeIndex
 from .errors import StorageError
 
 
+@dataclass(frozen=True)
+class TangentKey:
+    """The tangent-linear value of a BlockVariable, stored beside its value."""
+
+    bv: Any
+
+
 class PyadjointStepModel(IndexedKeys):
-    """Runs the steps of a pyadjoint tape and classifies their data."""
+    """Runs the steps of a pyadjoint tape and classifies their data.
+
+    In tangent mode (:meth:`tangent_mode`) every recomputed block also evaluates
+    its tangent-linear model and tangents travel with the values; with
+    ``second_order`` the reverse of a block also evaluates its Hessian component.
+    """
 
     def __init__(self, tape, codec):
         self.tape = tape
         self.codec = codec
+        self.tangents = False
+        self.second_order = False
         self.index = TapeIndex()
         self._hidden: dict[int, tuple] = {}  # id(block) -> ((Constant, BlockVariable), ...)
         self._latest: dict[int, Any] = {}  # id(live object) -> its newest BlockVariable
@@ -58,6 +76,29 @@ class PyadjointStepModel(IndexedKeys):
         """Hold ``keys`` (e.g. the functional) for the life of the tape."""
         self.index.kept.update(keys)
 
+    @contextmanager
+    def tangent_mode(self, second_order: bool = False):
+        """Carry tangent-linear values (and, if asked, evaluate Hessians) inside the block."""
+        self.tangents, self.second_order = True, second_order
+        try:
+            yield
+        finally:
+            self.tangents = self.second_order = False
+
+    def _with_tangents(self, keys: set) -> set:
+        return keys | {TangentKey(bv) for bv in keys} if self.tangents else keys
+
+    def restart_keys(self, n):
+        return self._with_tangents(self.index.restart_keys(n))
+
+    def adjoint_keys(self, n):
+        # A Hessian component reads more than the adjoint does: keep the whole step.
+        keys = self.index.step_keys(n) if self.second_order else self.index.adjoint_keys(n)
+        return self._with_tangents(keys)
+
+    def step_keys(self, n):
+        return self._with_tangents(self.index.step_keys(n))
+
     # -- values ----------------------------------------------------------------------------
     def values(self, keys: Iterable, step: int) -> dict:
         """Self-contained values of ``keys``.
@@ -67,6 +108,9 @@ class PyadjointStepModel(IndexedKeys):
         """
         values = {}
         for bv in keys:
+            if isinstance(bv, TangentKey):
+                values[bv] = bv.bv.tlm_value
+                continue
             value = bv.checkpoint
             if value is None:
                 raise self._missing(bv, step, "store")
@@ -81,13 +125,20 @@ class PyadjointStepModel(IndexedKeys):
 
     def load(self, values: Mapping) -> None:
         for bv, value in values.items():
-            bv.checkpoint = value
+            if isinstance(bv, TangentKey):
+                bv.bv.tlm_value = value
+            else:
+                bv.checkpoint = value
 
     def free(self, key) -> None:
-        key.checkpoint = None
+        if isinstance(key, TangentKey):
+            key.bv.tlm_value = None
+        else:
+            key.checkpoint = None
 
     def nbytes(self, keys: Iterable) -> int:
-        return sum(self.codec.nbytes(bv.checkpoint) for bv in keys if bv.checkpoint is not None)
+        return sum(self.codec.nbytes(value) for value in self.values(keys, -1).values()
+                   if value is not None)
 
     # -- running ---------------------------------------------------------------------------
     def run_forward(self, n: int) -> None:
@@ -98,13 +149,21 @@ class PyadjointStepModel(IndexedKeys):
                 # Recompute into new objects: Firedrake assigns in place into an output's
                 # existing value, which another variable's held value may share.
                 bv.checkpoint = None
+                bv.tlm_value = None
             block.recompute()
+            if self.tangents:
+                block.evaluate_tlm(markings=True)
 
     def run_reverse(self, n: int, markings: bool) -> None:
         blocks = self.tape.timesteps[n]
         for block, record in zip(reversed(blocks), reversed(self.index.records(n))):
-            self._prepare(block, record.adjoint_reads, n, "adjoint")
-            block.evaluate_adj(markings=markings)
+            if self.second_order:
+                self._prepare(block, (*record.reads, *record.writes), n, "Hessian")
+                block.evaluate_adj(markings=markings)
+                block.evaluate_hessian(markings=markings)
+            else:
+                self._prepare(block, record.adjoint_reads, n, "adjoint")
+                block.evaluate_adj(markings=markings)
         for block in blocks:
             block.reset_adjoint_state()
             for bv in block.get_outputs():

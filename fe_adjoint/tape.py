@@ -19,17 +19,18 @@ import os
 import tempfile
 
 from checkpoint_schedules import StorageType
+from pyadjoint.adjfloat import AdjFloat
 from pyadjoint.tape import TapePackageData, get_working_tape, stop_annotating
 
 from .driver import StepDriver
 from .errors import ConfigurationError, ScheduleError
 from .report.stats import format_report
+from .second_order import PACKAGE_KEY
+from .second_order import install as install_second_order
 from .step_model import PyadjointStepModel
 from .storage import RamStorage
 from .storage.disk import DiskStorage
 from .values import FiredrakeValueCodec
-
-PACKAGE_KEY = "fe_adjoint"
 
 
 class CheckpointingSession(TapePackageData):
@@ -67,7 +68,11 @@ class CheckpointingSession(TapePackageData):
         """Close the last taped step and finish the schedule's forward part."""
         if self.driver.taping:
             with stop_annotating():
-                self.model.index_step(len(self.tape.timesteps) - 1)
+                last = len(self.tape.timesteps) - 1
+                self.model.index_step(last)
+                # The last step's outputs are the run's results (the functional among them).
+                self.model.keep(bv for block in self.tape.timesteps[last]
+                                for bv in block.get_outputs())
                 self.driver.finish_taping()
             self._taped_blocks = len(self.tape.get_blocks())
         elif len(self.tape.get_blocks()) != self._taped_blocks:
@@ -92,6 +97,29 @@ class CheckpointingSession(TapePackageData):
             )
         self.end_taping()
         self.driver.reverse(markings)
+
+    def evaluate_tlm(self, markings=False) -> None:
+        """Propagate the controls' tangents through one forward sweep (see second_order)."""
+        self.end_taping()
+        with stop_annotating(), self.model.tangent_mode():
+            self.driver.sweep()
+
+    def evaluate_hessian(self, markings=False) -> None:
+        """Run the schedule with tangents, then the adjoint and second-order adjoint."""
+        self.end_taping()
+        seeds = [bv for block in self.tape.get_blocks() for bv in block.get_outputs()
+                 if bv.hessian_value is not None]
+        self.tape.reset_variables(("adjoint",))
+        for bv in seeds:  # the functional: adjoint seed 1, as derivative() would use
+            if not isinstance(bv.output, AdjFloat):
+                raise ConfigurationError(
+                    "fe_adjoint computes Hessians of scalar functionals (AdjFloat); "
+                    f"got {type(bv.output).__name__}"
+                )
+            bv.adj_value = AdjFloat(1.0)
+        with stop_annotating(), self.model.tangent_mode(second_order=True):
+            self.driver.forward()
+            self.driver.reverse(markings)
 
     # -- TapePackageData -------------------------------------------------------------------
     def clear(self) -> None:
@@ -169,6 +197,7 @@ def enable_checkpointing(
     old = tape._package_data.pop(PACKAGE_KEY, None)
     if old is not None:
         old.clear()
+    install_second_order()
     session = CheckpointingSession(tape, schedule, disk_dir, progress_every=progress_every)
     tape._package_data[PACKAGE_KEY] = session
     tape._checkpoint_manager = session

@@ -328,6 +328,34 @@ def reference(problem, control_values):
     return out
 
 
+def gradient_at(problem, value):
+    """The store-everything gradient at ``value``, as an array, from a fresh taping."""
+    taped = problem(SingleMemoryStorageSchedule(), control=value)
+    return as_array(taped.Jhat.derivative()).copy()
+
+
+def second_order_reference(problem, control_values):
+    """TLM and Hessian actions (store-everything, after re-evaluation) along the problem's
+    direction at each control value, checked against central finite differences of J and
+    of the gradient. Returns ``[(tlm, H d as an array)]``.
+    """
+    taped = problem(SingleMemoryStorageSchedule())
+    values = control_values(taped)
+    d = taped.direction
+    out = []
+    for value in values:
+        taped.Jhat(value)
+        out.append((float(taped.Jhat.tlm(d)), as_array(taped.Jhat.hessian(d)).copy()))
+    for value, (tlm, hessian) in zip(values, out):
+        fd = true_derivative_fd(problem, value, d)
+        assert abs(fd - tlm) <= 1e-6 * abs(tlm), (fd, tlm)
+        h = 1e-4
+        fd_hessian = (gradient_at(problem, perturbed(value, d, h))
+                      - gradient_at(problem, perturbed(value, d, -h))) / (2 * h)
+        assert relative_error(fd_hessian, hessian) <= 1e-5
+    return out
+
+
 def dry_run_forward_steps(schedule, n: int) -> int:
     """Forward steps a schedule asks for, first forward included, up to its first EndReverse."""
     steps = 0

@@ -18,6 +18,21 @@ def fresh_tape():
 
 
 @pytest.fixture(scope="session")
+def second_order_references():
+    """second_order_references(problem) -> [(tlm, H d)] at the problem's control values."""
+    from tests.helpers import PROBLEMS, control_values, second_order_reference
+
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = second_order_reference(PROBLEMS[name], control_values)
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def references():
     """reference(problem) -> [(J, dJ)] at the problem's control values, computed once."""
     from tests.helpers import PROBLEMS, control_values, reference
