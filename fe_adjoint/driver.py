@@ -81,6 +81,21 @@ class StepModel(Protocol):
         """Evaluate the adjoint of step ``n``."""
 
 
+def _unused_copy(schedule):
+    """A copy of a schedule that has not been iterated, to start later runs from.
+
+    The Revolve family precomputes its whole operation sequence (O(N log N) objects)
+    and only reads it while iterating: the copy shares it instead of duplicating it.
+    """
+    from checkpoint_schedules.hrevolve import RevolveCheckpointSchedule
+
+    memo = {}
+    if isinstance(schedule, RevolveCheckpointSchedule):
+        sequence = vars(schedule).get("_schedule")
+        memo[id(sequence)] = sequence
+    return copy.deepcopy(schedule, memo)
+
+
 class StepDriver:
     """Runs one schedule at a time over a step model, taping pass included.
 
@@ -98,7 +113,7 @@ class StepDriver:
 
     def __init__(self, schedule, model: StepModel,
                  make_level: Callable[[StorageType], StorageLevel]):
-        self._pristine = copy.deepcopy(schedule)
+        self._pristine = _unused_copy(schedule)
         self._schedule = schedule
         self.model = model
         self._make_level = make_level
@@ -387,5 +402,5 @@ class StepDriver:
         for level in self.levels.values():
             level.clear()
         self._release_all()
-        self._schedule = copy.deepcopy(self._pristine)
+        self._schedule = _unused_copy(self._pristine)
         self._action = None

@@ -61,7 +61,8 @@ class PyadjointStepModel(IndexedKeys):
                 for constant in rules.hidden_constants(block)
                 if id(constant) in self._latest
             )
-            self._hidden[id(block)] = hidden
+            if hidden:
+                self._hidden[id(block)] = hidden
             reads = (*block.get_dependencies(), *(bv for _, bv in hidden))
             writes = tuple(block.get_outputs())
             records.append(BlockRecord(reads, writes, rules.adjoint_reads(block, reads, writes)))
@@ -176,7 +177,7 @@ class PyadjointStepModel(IndexedKeys):
             if bv.checkpoint is None and not self.index.is_invariant(bv):
                 raise self._missing(bv, n, phase)
         with stop_annotating():
-            for constant, bv in self._hidden[id(block)]:
+            for constant, bv in self._hidden.get(id(block), ()):
                 constant.assign(bv.saved_output)
 
     @staticmethod
