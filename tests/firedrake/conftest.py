@@ -17,25 +17,8 @@ def fresh_tape():
     gc.collect()
 
 
-@pytest.fixture(scope="session")
-def second_order_references():
-    """second_order_references(problem) -> [(tlm, H d)] at the problem's control values."""
-    from tests.helpers import PROBLEMS, control_values, second_order_reference
-
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            cache[name] = second_order_reference(PROBLEMS[name], control_values)
-        return cache[name]
-
-    return get
-
-
-@pytest.fixture(scope="session")
-def references():
-    """reference(problem) -> [(J, dJ)] at the problem's control values, computed once."""
-    from tests.helpers import PROBLEMS, control_values, reference
+def _cached_per_problem(reference):
+    from tests.helpers import PROBLEMS, control_values
 
     cache = {}
 
@@ -45,3 +28,19 @@ def references():
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def second_order_references():
+    """second_order_references(problem) -> [(tlm, H d)] at the problem's control values."""
+    from tests.helpers import second_order_reference
+
+    return _cached_per_problem(second_order_reference)
+
+
+@pytest.fixture(scope="session")
+def references():
+    """references(problem) -> [(J, dJ)] at the problem's control values, computed once."""
+    from tests.helpers import reference
+
+    return _cached_per_problem(reference)
