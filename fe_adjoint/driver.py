@@ -71,6 +71,9 @@ class StepModel(Protocol):
     def load(self, values: Mapping[Key, Any]) -> None:
         """Make ``values`` the current values of their keys."""
 
+    def nbytes(self, values: Mapping[Key, Any]) -> int:
+        """Bytes ``values`` occupy on this process."""
+
     def free(self, key: Key) -> None:
         """Drop the current value of ``key``."""
 
@@ -126,6 +129,7 @@ class StepDriver:
         self._taping = True
         self._open_restart: list[tuple[StorageLevel, int]] = []
         self._held: Counter = Counter()  # key -> number of work adjoint sets holding it
+        self._held_nbytes: dict[Key, int] = {}  # key -> bytes of its held value
         self._work_adjoint: dict[int, set[Key]] = {}
         self._frontier: set[Key] = set()
         self._state = "taping"  # taping | forward | reverse done
@@ -335,7 +339,7 @@ class StepDriver:
             self._hold(n, keys)
         else:
             level.write(n, DataKind.ADJOINT, self.model.values(keys, n))
-        self.stats.sample(self.levels, self._held_bytes)
+        self.stats.sample(self.levels, sum(self._held_nbytes.values()))
 
     def _transfer(self, n: int, source: StorageType, target: StorageType, move: bool) -> None:
         level = self._level(source)
@@ -360,10 +364,14 @@ class StepDriver:
 
     # -- working memory --------------------------------------------------------------------
     def _hold(self, n: int, keys: set[Key]) -> None:
-        self.model.load(self.model.values(keys, n))  # make the held values self-contained
+        values = self.model.values(keys, n)
+        self.model.load(values)  # make the held values self-contained
         if n in self._work_adjoint:
             self._release(self._work_adjoint.pop(n), unhold=True)
         self._work_adjoint[n] = set(keys)
+        for key in keys:
+            if key not in self._held:
+                self._held_nbytes[key] = self.model.nbytes({key: values[key]})
         self._held.update(keys)
 
     def _release(self, keys: Iterable[Key], unhold: bool = False) -> None:
@@ -372,6 +380,7 @@ class StepDriver:
                 self._held[key] -= 1
                 if self._held[key] <= 0:
                     del self._held[key]
+                    del self._held_nbytes[key]
             if key not in self._held and key not in self._frontier:
                 self.model.free(key)
 
@@ -391,12 +400,10 @@ class StepDriver:
     def _release_all(self) -> None:
         keys = set(self._held) | self._frontier
         self._held.clear()
+        self._held_nbytes.clear()
         self._work_adjoint.clear()
         self._frontier = set()
         self._release(keys)
-
-    def _held_bytes(self) -> int:
-        return self.model.nbytes(self._held) if hasattr(self.model, "nbytes") else 0
 
     def _reset_run(self) -> None:
         for level in self.levels.values():

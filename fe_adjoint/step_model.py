@@ -137,9 +137,8 @@ class PyadjointStepModel(IndexedKeys):
         else:
             key.checkpoint = None
 
-    def nbytes(self, keys: Iterable) -> int:
-        return sum(self.codec.nbytes(value) for value in self.values(keys, -1).values()
-                   if value is not None)
+    def nbytes(self, values: Mapping) -> int:
+        return sum(self.codec.nbytes(value) for value in values.values() if value is not None)
 
     # -- running ---------------------------------------------------------------------------
     def run_forward(self, n: int) -> None:

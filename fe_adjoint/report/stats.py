@@ -33,14 +33,14 @@ class RunStats:
         finally:
             self.seconds[name] += time.perf_counter() - start
 
-    def sample(self, levels, held_bytes) -> None:
+    def sample(self, levels, held_bytes: int) -> None:
         """Record the bytes the storage levels and working memory hold now."""
         for storage, level in levels.items():
             peaks = self.peak_bytes[storage.name]
             for kind in DataKind:
                 peaks[kind.value] = max(peaks[kind.value], level.peak_bytes[kind])
         work = self.peak_bytes["WORK"]
-        work[DataKind.ADJOINT.value] = max(work[DataKind.ADJOINT.value], held_bytes())
+        work[DataKind.ADJOINT.value] = max(work[DataKind.ADJOINT.value], held_bytes)
 
     def progress(self, phase: str, step: int) -> None:
         """Print a progress line every ``progress_every`` steps, if asked for."""

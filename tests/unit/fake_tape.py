@@ -39,8 +39,8 @@ class RecurrenceModel(IndexedKeys):
         self.forward_runs = []
         self.reverse_runs = []
 
-    def nbytes(self, keys):
-        return 8 * len(list(keys))
+    def nbytes(self, values):
+        return 8 * len(values)
 
     # taping, as a user's script would run it: live values, each captured as it is used
     def tape_step(self, n):
