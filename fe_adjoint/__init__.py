@@ -12,6 +12,7 @@ and use ``ReducedFunctional``, ``taylor_test`` and ``minimize`` as usual.
 from .errors import ConfigurationError, FeAdjointError, ScheduleError, StorageError
 from .info import info
 from .tape import enable_checkpointing, report, stats, steps
+from .trace import TraceEstimate, hessian_trace
 
 __version__ = "0.1.0"
 
@@ -20,7 +21,9 @@ __all__ = [
     "FeAdjointError",
     "ScheduleError",
     "StorageError",
+    "TraceEstimate",
     "enable_checkpointing",
+    "hessian_trace",
     "info",
     "report",
     "stats",

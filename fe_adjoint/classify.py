@@ -53,6 +53,10 @@ class TapeIndex:
                 self._producer.setdefault(key, n)
         self._restart = None
 
+    def last_read(self, key: Key) -> int:
+        """The last step that reads ``key``; -1 if none does."""
+        return self._last_read.get(key, -1)
+
     def is_invariant(self, key: Key) -> bool:
         """Whether ``key`` is held for the life of the tape."""
         return key not in self._producer or key in self.kept

@@ -12,7 +12,7 @@ DEMOS_DIR = Path(__file__).resolve().parent.parent / "demos"
 
 
 def _demos() -> list[str]:
-    return sorted(p.stem for p in DEMOS_DIR.glob("*.py")) if DEMOS_DIR.is_dir() else []
+    return sorted(p.stem for p in DEMOS_DIR.glob("[!_]*.py")) if DEMOS_DIR.is_dir() else []
 
 
 def _info(args) -> int:

@@ -54,19 +54,22 @@ def shed_assembler(block) -> None:
     import ufl
 
     form = getattr(block, "form", None)
-    if _block_kind(type(block)) == "assemble" and type(form) is ufl.Form and form._cache:
+    if block_kind(type(block)) == "assemble" and type(form) is ufl.Form and form._cache:
         block.form = ufl.Form(form.integrals())
 
 
 @lru_cache(maxsize=None)
-def _block_kind(cls) -> str:
+def block_kind(cls) -> str:
+    """What a block class does: constant, solve, assemble, assign, float (arithmetic) or other."""
     from firedrake.adjoint_utils.blocks.assembly import AssembleBlock
     from firedrake.adjoint_utils.blocks.constant import ConstantAssignBlock
     from firedrake.adjoint_utils.blocks.function import FunctionAssignBlock
     from firedrake.adjoint_utils.blocks.solving import GenericSolveBlock
+    from pyadjoint.adjfloat import AdjFloatExprBlock
 
     for kind, base in (("constant", ConstantAssignBlock), ("solve", GenericSolveBlock),
-                       ("assemble", AssembleBlock), ("assign", FunctionAssignBlock)):
+                       ("assemble", AssembleBlock), ("assign", FunctionAssignBlock),
+                       ("float", AdjFloatExprBlock)):
         if issubclass(cls, base):
             return kind
     return "other"
@@ -76,7 +79,7 @@ def adjoint_reads(block, reads: tuple, writes: tuple) -> tuple:
     """The keys (BlockVariables) the adjoint of ``block`` reads."""
     from firedrake import Function
 
-    kind = _block_kind(type(block))
+    kind = block_kind(type(block))
     if kind == "constant" or (kind == "assign" and block.expr is None):
         return ()  # the adjoint of a copy passes its input through
     if kind == "solve":

@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from firedrake.adjoint_utils.checkpointing import CheckpointBase
 from pyadjoint.tape import stop_annotating
 
 from . import rules
@@ -45,6 +44,7 @@ class PyadjointStepModel(IndexedKeys):
         self.codec = codec
         self.tangents = False
         self.second_order = False
+        self.observer = None  # see observed()
         self.index = TapeIndex()
         self._hidden: dict[int, tuple] = {}  # id(block) -> ((Constant, BlockVariable), ...)
         self._latest: dict[int, Any] = {}  # id(live object) -> its newest BlockVariable
@@ -86,6 +86,19 @@ class PyadjointStepModel(IndexedKeys):
         finally:
             self.tangents = self.second_order = False
 
+    @contextmanager
+    def observed(self, observer):
+        """Let ``observer`` follow the recompute.
+
+        ``observer.block_done(block)`` is called after every recomputed block and
+        ``observer.step_done(n)`` after every recomputed step.
+        """
+        self.observer = observer
+        try:
+            yield
+        finally:
+            self.observer = None
+
     def _with_tangents(self, keys: set) -> set:
         return keys | {TangentKey(bv) for bv in keys} if self.tangents else keys
 
@@ -107,6 +120,8 @@ class PyadjointStepModel(IndexedKeys):
         Firedrake checkpoints ``u_old.assign(u)`` by delegating to ``u``'s value; such a
         value is resolved here, while ``u``'s is still held, into a Function of its own.
         """
+        from firedrake.adjoint_utils.checkpointing import CheckpointBase
+
         values = {}
         for bv in keys:
             if isinstance(bv, TangentKey):
@@ -153,6 +168,10 @@ class PyadjointStepModel(IndexedKeys):
             block.recompute()
             if self.tangents:
                 block.evaluate_tlm(markings=True)
+            if self.observer is not None:
+                self.observer.block_done(block)
+        if self.observer is not None:
+            self.observer.step_done(n)
 
     def run_reverse(self, n: int, markings: bool) -> None:
         blocks = self.tape.timesteps[n]

@@ -22,6 +22,7 @@ from checkpoint_schedules import StorageType
 from pyadjoint.adjfloat import AdjFloat
 from pyadjoint.tape import TapePackageData, get_working_tape, stop_annotating
 
+from .collapsed import PatternCache
 from .driver import StepDriver
 from .errors import ConfigurationError, ScheduleError
 from .report.stats import format_report
@@ -50,6 +51,7 @@ class CheckpointingSession(TapePackageData):
             self._make_level(StorageType.DISK).close()  # a bad directory fails now, not mid-run
         self.driver = StepDriver(schedule, self.model, self._make_level)
         self.driver.stats.progress_every = progress_every
+        self.trace_patterns = PatternCache()  # hessian_trace's derived forms and solvers
 
     def _make_level(self, storage: StorageType):
         if storage == StorageType.RAM:
@@ -123,6 +125,7 @@ class CheckpointingSession(TapePackageData):
 
     # -- TapePackageData -------------------------------------------------------------------
     def clear(self) -> None:
+        self.trace_patterns.clear()
         self.driver.close()
         for level in self.driver.levels.values():
             if isinstance(level, DiskStorage):

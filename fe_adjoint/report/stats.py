@@ -22,6 +22,9 @@ class RunStats:
         }
     )
     seconds: dict[str, float] = field(default_factory=lambda: {"forward": 0.0, "reverse": 0.0})
+    linear_solves: dict[str, int] = field(
+        default_factory=lambda: {"tangent": 0, "second_order": 0})
+    trace_peak_jets: int = 0
     progress_every: int | None = None
 
     @contextmanager
@@ -42,6 +45,12 @@ class RunStats:
         work = self.peak_bytes["WORK"]
         work[DataKind.ADJOINT.value] = max(work[DataKind.ADJOINT.value], held_bytes)
 
+    def count_trace(self, solves, peak_jets: int) -> None:
+        """Add a Hessian-trace sweep's linear solves and record the jets it held at most."""
+        for kind, count in solves.items():
+            self.linear_solves[kind] += count
+        self.trace_peak_jets = max(self.trace_peak_jets, peak_jets)
+
     def progress(self, phase: str, step: int) -> None:
         """Print a progress line every ``progress_every`` steps, if asked for."""
         if self.progress_every and step % self.progress_every == 0:
@@ -54,6 +63,8 @@ class RunStats:
             "reverse_steps": self.reverse_steps,
             "peak_bytes": {level: dict(kinds) for level, kinds in self.peak_bytes.items()},
             "seconds": dict(self.seconds),
+            "linear_solves": dict(self.linear_solves),
+            "trace_peak_jets": self.trace_peak_jets,
         }
 
 
@@ -65,6 +76,8 @@ def format_report(stats: dict) -> str:
         f"  reverse steps run : {stats['reverse_steps']}",
         f"  time forward      : {stats['seconds']['forward']:.3f} s",
         f"  time reverse      : {stats['seconds']['reverse']:.3f} s",
+        f"  trace solves      : {stats['linear_solves']['tangent']} tangent, "
+        f"{stats['linear_solves']['second_order']} second-order",
         "  peak bytes        :  level   restart      adjoint",
     ]
     for level, kinds in stats["peak_bytes"].items():

@@ -1,0 +1,451 @@
+"""Collapsed second-order forward propagation (Taylor mode) through the blocks of a tape.
+
+For directions ``v_1 .. v_R`` of the controls every value ``y = f(x)`` of the run
+carries R first-order tangents and ONE collapsed second-order tangent
+(Dangel et al. 2025)::
+
+    y'_r = f'(x) x'_r                                  r = 1 .. R
+    y''  = sum_r f''(x)[x'_r, x'_r] + f'(x) x''
+
+so the functional's ``y''`` is ``sum_r <v_r, H v_r>``. For a solve ``F(y; x) = 0``
+both are linear systems with the step's Jacobian ``dF/dy``::
+
+    dF/dy y'_r = -dF/dx x'_r                                       (R solves)
+    dF/dy y''  = -sum_r D2F[(y'_r, x'_r), (y'_r, x'_r)] - dF/dx x''  (ONE solve)
+
+The Jacobian is assembled once per step into the same matrix and factorised once:
+one PETSc KSP serves the R + 1 solves. The derivative forms of a block are derived
+symbolically once per *pattern* (the same form over the same inputs) on placeholder
+Functions, into which each step's values are copied, so Firedrake reuses its compiled
+kernels and assemblers from step to step.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigurationError
+from .rules import block_kind
+
+
+@dataclass
+class Jet:
+    """The R first-order tangents and the collapsed second-order tangent of one value."""
+
+    first: list
+    second: Any = None  # None: zero
+
+
+class CollapsedPropagator:
+    """Propagates jets block by block during a forward sweep and frees them when unread.
+
+    Parameters
+    ----------
+    index
+        The tape's :class:`~fe_adjoint.classify.TapeIndex` (when a value is read last).
+    n_directions
+        R, the number of directions propagated together.
+    patterns
+        A cache of derived forms, kept across calls (see :class:`PatternCache`).
+    """
+
+    def __init__(self, index, n_directions: int, patterns: PatternCache):
+        self.index = index
+        self.n_directions = n_directions
+        self.patterns = patterns
+        self.jets: dict = {}
+        self.kept: set = set()
+        self.solves = Counter()  # "tangent", "second_order"
+        self.peak_jets = 0
+
+    def seed(self, bv, directions: list) -> None:
+        """Give a control's block variable its R directions (second-order tangent zero)."""
+        self.jets[bv] = Jet(list(directions))
+        self.kept.add(bv)
+
+    def keep(self, bv) -> None:
+        """Keep the jet of ``bv`` (the functional) until the sweep ends."""
+        self.kept.add(bv)
+
+    def block_done(self, block) -> None:
+        """Propagate the jets of ``block``'s inputs to its outputs; the block has just run."""
+        active = [bv for bv in block.get_dependencies() if bv in self.jets]
+        if not active:
+            return
+        rule = _RULES.get(block_kind(type(block)))
+        if rule is None:
+            raise ConfigurationError(
+                f"hessian_trace has no second-order rule for {type(block).__name__} "
+                f"({block}); supported: solves, assemble to a scalar, assign, AdjFloat "
+                "arithmetic. Compute Hessian actions with Jhat.hessian instead"
+            )
+        rule(self, block, active)
+        self.peak_jets = max(self.peak_jets, len(self.jets))
+
+    def step_done(self, n: int) -> None:
+        """Free the jets nobody reads after step ``n``."""
+        for bv in [bv for bv in self.jets
+                   if bv not in self.kept and self.index.last_read(bv) <= n]:
+            del self.jets[bv]
+
+
+class PatternCache(OrderedDict):
+    """Derived forms (and their matrices and solvers) by block pattern.
+
+    The least recently used are dropped beyond ``maxsize``, so a script that builds
+    new Functions every step stays bounded.
+    """
+
+    def __init__(self, maxsize: int = 64):
+        super().__init__()
+        self.maxsize = maxsize
+
+    def get_or_make(self, key, make):
+        pattern = self.get(key)
+        if pattern is None:
+            pattern = self[key] = make()
+            if len(self) > self.maxsize:
+                self.popitem(last=False)
+        self.move_to_end(key)
+        return pattern
+
+
+def _pattern_key(kind: str, expressions, inputs, *extra) -> tuple:
+    """What makes two blocks share derived forms.
+
+    The structure of their forms (UFL signature, or the text of an expression), the
+    Constants they read, the spaces of their inputs and which inputs carry jets.
+    """
+    import ufl
+    from firedrake import Constant
+    from ufl.algorithms.analysis import extract_type
+
+    parts = []
+    for e in expressions:
+        if isinstance(e, ufl.form.Form):
+            parts.append(e.signature())
+        elif isinstance(e, (ufl.core.expr.Expr, ufl.form.BaseForm)):
+            parts.append(str(e))
+        else:
+            parts.append(e)  # a plain number
+        if isinstance(e, (ufl.form.BaseForm, ufl.core.expr.Expr)):
+            parts.append(tuple(sorted(id(c) for c in extract_type(e, Constant))))
+    spaces = tuple(id(bv.output.function_space()) for bv in inputs.all)
+    return (kind, *parts, spaces, inputs.active_positions, *extra)
+
+
+# -- rules ---------------------------------------------------------------------------------
+def _solve_rule(propagator, block, active) -> None:
+    from firedrake import DirichletBC
+
+    if any(isinstance(bv.output, DirichletBC) for bv in active):
+        raise ConfigurationError(
+            "hessian_trace: a boundary condition value depends on the controls; this is not "
+            "supported yet. Compute Hessian actions with Jhat.hessian instead"
+        )
+    inputs = _form_inputs(block, active, skip=() if block.linear else (block.func,))
+    bcs = tuple((id(bc.function_space()), str(bc.sub_domain)) for bc in block.bcs)
+    unknown = tuple(c is block.func for c in block.lhs.coefficients())
+    key = _pattern_key("solve", (block.lhs, block.rhs), inputs, block.linear, unknown, bcs)
+    pattern = propagator.patterns.get_or_make(key, lambda: _SolvePattern(block, inputs))
+    out = block.get_outputs()[0]
+    jets = [propagator.jets[bv] for bv in inputs.active]
+    propagator.jets[out] = pattern.propagate(inputs, jets, out.saved_output,
+                                             propagator.n_directions, propagator.solves)
+
+
+def _assemble_rule(propagator, block, active) -> None:
+    if len(block.form.arguments()) != 0:
+        raise ConfigurationError(
+            "hessian_trace supports assembled scalars (functionals); "
+            f"got an assembled {len(block.form.arguments())}-form: {block}"
+        )
+    inputs = _form_inputs(block, active)
+    key = _pattern_key("assemble", (block.form,), inputs)
+    pattern = propagator.patterns.get_or_make(key, lambda: _ExpressionPattern(block.form, inputs))
+    jets = [propagator.jets[bv] for bv in inputs.active]
+    out = block.get_outputs()[0]
+    propagator.jets[out] = pattern.propagate(inputs, jets, propagator.n_directions,
+                                             evaluate=_assemble_scalar)
+
+
+def _assign_rule(propagator, block, active) -> None:
+    out = block.get_outputs()[0]
+    if block.expr is None:  # a copy: the jet passes through
+        jet = propagator.jets[active[0]]
+        propagator.jets[out] = Jet([_like(out.output, t) for t in jet.first],
+                                   None if jet.second is None else _like(out.output, jet.second))
+        return
+    inputs = _form_inputs(block, active)
+    key = _pattern_key("assign", (block.expr,), inputs)
+    pattern = propagator.patterns.get_or_make(key, lambda: _ExpressionPattern(block.expr, inputs))
+    jets = [propagator.jets[bv] for bv in inputs.active]
+    space = out.output.function_space()
+    propagator.jets[out] = pattern.propagate(
+        inputs, jets, propagator.n_directions, evaluate=lambda e: _assign_into(space, e)
+    )
+
+
+def _float_rule(propagator, block, active) -> None:
+    values = [bv.saved_output for bv in block.get_dependencies()]
+    positions = [i for i, bv in enumerate(block.get_dependencies()) if bv in propagator.jets]
+    jets = {i: propagator.jets[block.get_dependencies()[i]] for i in positions}
+    operator = block._operator
+    first_derivatives = {i: operator.codegen(diff=(i,))(*values) for i in positions}
+    first = [
+        sum(first_derivatives[i] * float(jets[i].first[r]) for i in positions)
+        for r in range(propagator.n_directions)
+    ]
+    second = sum(first_derivatives[i] * float(jets[i].second)
+                 for i in positions if jets[i].second is not None)
+    for i in positions:
+        for j in positions:
+            curvature = operator.codegen(diff=(i, j))(*values)
+            if curvature != 0:
+                second += curvature * sum(float(jets[i].first[r]) * float(jets[j].first[r])
+                                          for r in range(propagator.n_directions))
+    propagator.jets[block.get_outputs()[0]] = Jet(first, second)
+
+
+def _constant_rule(propagator, block, active) -> None:
+    raise ConfigurationError(
+        "hessian_trace: a Constant is assigned a value that depends on the controls; "
+        "Firedrake forms read Constants live, so use a Function on the 'R' space instead"
+    )
+
+
+_RULES = {
+    "solve": _solve_rule,
+    "assemble": _assemble_rule,
+    "assign": _assign_rule,
+    "float": _float_rule,
+    "constant": _constant_rule,
+}
+
+
+# -- patterns ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _FormInputs:
+    all: tuple  # the block variables whose values appear in the form
+    active: tuple  # those that carry jets
+
+    @property
+    def active_positions(self) -> tuple:
+        return tuple(self.all.index(bv) for bv in self.active)
+
+
+def _form_inputs(block, active, skip=()) -> _FormInputs:
+    from firedrake import Function
+
+    inputs = tuple(bv for bv in block.get_dependencies()
+                   if isinstance(bv.output, Function) and bv.output not in skip)
+    unsupported = [bv for bv in active if bv not in inputs and bv.output not in skip]
+    if unsupported:
+        raise ConfigurationError(
+            f"hessian_trace cannot differentiate {block} with respect to "
+            f"{type(unsupported[0].output).__name__} {unsupported[0].output}"
+        )
+    return _FormInputs(inputs, tuple(bv for bv in inputs if bv in active))
+
+
+class _Placeholders:
+    """Placeholder Functions standing for a block's input values and their tangents."""
+
+    def __init__(self, inputs: _FormInputs):
+        from firedrake import Function
+
+        self.values = [Function(bv.output.function_space()) for bv in inputs.all]
+        self.active = [self.values[i] for i in inputs.active_positions]
+        self.first = [Function(c.function_space()) for c in self.active]
+        self.second = [Function(c.function_space()) for c in self.active]
+        self.replace_map = {bv.output: c for bv, c in zip(inputs.all, self.values)}
+
+    def load_values(self, inputs: _FormInputs) -> None:
+        for c, bv in zip(self.values, inputs.all):
+            c.assign(bv.saved_output)
+
+    def load_first(self, jets, r: int) -> None:
+        for c, jet in zip(self.first, jets):
+            c.assign(jet.first[r])
+
+    def load_second(self, jets) -> bool:
+        """Load the inputs' second-order tangents; False if all are zero."""
+        for c, jet in zip(self.second, jets):
+            if jet.second is None:
+                c.zero()
+            else:
+                c.assign(jet.second)
+        return any(jet.second is not None for jet in jets)
+
+
+def _directional(expression, variables, directions):
+    """sum_i d(expression)/d(variables_i) [directions_i], derivatives expanded."""
+    import ufl
+    from ufl.algorithms import expand_derivatives
+
+    terms = [ufl.derivative(expression, v, d) for v, d in zip(variables, directions)]
+    return expand_derivatives(sum(terms[1:], terms[0]))
+
+
+def _is_zero(expression) -> bool:
+    import ufl
+
+    if isinstance(expression, ufl.form.Form):
+        return expression.empty()
+    return isinstance(expression, ufl.constantvalue.Zero)
+
+
+class _ExpressionPattern:
+    """Jets of ``y = f(x)`` for an assembled form or a pointwise expression ``f``."""
+
+    def __init__(self, expression, inputs: _FormInputs):
+        import ufl
+
+        self.placeholders = p = _Placeholders(inputs)
+        f = ufl.replace(expression, p.replace_map)
+        first = _directional(f, p.active, p.first)
+        self.first = first
+        self.curvature = None if _is_zero(first) else _directional(first, p.active, p.first)
+        self.second = _directional(f, p.active, p.second)
+
+    def propagate(self, inputs, jets, n_directions: int, evaluate) -> Jet:
+        p = self.placeholders
+        p.load_values(inputs)
+        first = []
+        second = None
+        for r in range(n_directions):
+            p.load_first(jets, r)
+            first.append(evaluate(self.first))
+            if self.curvature is not None and not _is_zero(self.curvature):
+                second = _add(second, evaluate(self.curvature))
+        if p.load_second(jets):
+            second = _add(second, evaluate(self.second))
+        return Jet(first, second)
+
+
+class _SolvePattern:
+    """Jets of the solution of ``F(y; x) = 0``: R tangent solves and one second-order solve."""
+
+    def __init__(self, block, inputs: _FormInputs):
+        import firedrake
+        import ufl
+        from firedrake.petsc import DEFAULT_KSP_PARAMETERS, PETSc
+        from petsctools import OptionsManager
+
+        self.space = V = block.function_space
+        self.placeholders = p = _Placeholders(inputs)
+        self.unknown = firedrake.Function(V)
+        self.unknown_direction = firedrake.Function(V)
+        if block.linear:
+            trial = firedrake.Function(V)
+            residual = firedrake.action(block.lhs, trial) - block.rhs
+        else:
+            trial, residual = block.func, block.lhs
+        F = ufl.replace(residual, {**p.replace_map, trial: self.unknown})
+        self.jacobian = ufl.algorithms.expand_derivatives(
+            firedrake.derivative(F, self.unknown, firedrake.TrialFunction(V)))
+        input_change = _directional(F, p.active, p.first)
+        self.first_rhs = -input_change
+        change = _directional(F, [self.unknown], [self.unknown_direction]) + input_change
+        self.curvature = _directional(
+            change, [self.unknown, *p.active], [self.unknown_direction, *p.first])
+        self.second_rhs = -_directional(F, p.active, p.second)
+        self.bcs = [bc.reconstruct(g=0) if isinstance(bc, firedrake.DirichletBC) else bc
+                    for bc in block.bcs]
+        self.matrix = None
+        self.ksp = PETSc.KSP().create(comm=V.mesh().comm)
+        parameters = {**DEFAULT_KSP_PARAMETERS, **_linear_options(block)}
+        self.mat_type = parameters.pop("mat_type")
+        self._options = OptionsManager(parameters, options_prefix=f"fe_adjoint_trace_{id(self)}_")
+        self._options.set_from_options(self.ksp)
+
+    def propagate(self, inputs, jets, out_value, n_directions: int, counter: Counter) -> Jet:
+        import firedrake
+
+        p = self.placeholders
+        p.load_values(inputs)
+        self.unknown.assign(out_value)
+        self.matrix = firedrake.assemble(self.jacobian, bcs=self.bcs, tensor=self.matrix,
+                                         mat_type=self.mat_type)
+        self.ksp.setOperators(self.matrix.petscmat)  # refactorised once, at the first solve
+        first = []
+        for r in range(n_directions):
+            p.load_first(jets, r)
+            first.append(self._solve(firedrake.assemble(self.first_rhs)))
+            counter["tangent"] += 1
+        rhs = None
+        if p.load_second(jets):
+            rhs = firedrake.assemble(self.second_rhs)
+        if not _is_zero(self.curvature):
+            for r in range(n_directions):
+                p.load_first(jets, r)
+                self.unknown_direction.assign(first[r])
+                curvature = firedrake.assemble(self.curvature)
+                if rhs is None:
+                    rhs = firedrake.Cofunction(curvature.function_space())
+                _axpy(rhs, -1.0, curvature)
+        if rhs is None:
+            return Jet(first)
+        counter["second_order"] += 1
+        return Jet(first, self._solve(rhs))
+
+    def _solve(self, rhs):
+        import firedrake
+
+        for bc in self.bcs:
+            bc.zero(rhs)
+        solution = firedrake.Function(self.space)
+        with rhs.dat.vec_ro as b, solution.dat.vec_wo as x:
+            self.ksp.solve(b, x)
+        return solution
+
+
+def _linear_options(block) -> dict:
+    """The linear-solver part (ksp_*, pc_*, mat_*) of a solve block's parameters."""
+    from petsctools import flatten_parameters
+
+    parameters = flatten_parameters(block.forward_kwargs.get("solver_parameters") or {})
+    return {key: value for key, value in parameters.items()
+            if key.startswith(("ksp_", "pc_", "mat_"))}
+
+
+# -- values --------------------------------------------------------------------------------
+def _assemble_scalar(form) -> float:
+    import firedrake
+
+    return float(firedrake.assemble(form)) if not _is_zero(form) else 0.0
+
+
+def _assign_into(space, expression):
+    import firedrake
+
+    out = firedrake.Function(space)
+    if not _is_zero(expression):
+        out.assign(expression)
+    return out
+
+
+def _like(target, value):
+    """``value`` as a value of ``target``'s kind (a copy into a Function broadcasts)."""
+    import firedrake
+
+    if isinstance(target, firedrake.Function) and not isinstance(value, firedrake.Function):
+        return firedrake.Function(target.function_space()).assign(float(value))
+    return value
+
+
+def _add(total, value):
+    if total is None:
+        return value
+    if isinstance(total, float):
+        return total + value
+    _axpy(total, 1.0, value)
+    return total
+
+
+def _axpy(target, alpha: float, source) -> None:
+    """Target += alpha * source, in place, for Functions and Cofunctions."""
+    with target.dat.vec as t, source.dat.vec_ro as s:
+        t.axpy(alpha, s)
