@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from checkpoint_schedules import SingleMemoryStorageSchedule  # noqa: E402
 
 import fe_adjoint  # noqa: E402
-from benchmarks.heat import current_rss_mb  # noqa: E402
+from benchmarks.problems import current_rss_mb  # noqa: E402
 from demos import uq_reaction_diffusion as uq  # noqa: E402
 
 

@@ -23,7 +23,7 @@ def child(tool: str, steps: int, cells: int) -> None:
     from checkpoint_schedules import Revolve
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from heat import run
+    from problems import run
 
     print(json.dumps(run(tool, steps, Revolve(steps, 5), cells)))
 

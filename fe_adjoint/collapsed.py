@@ -22,11 +22,24 @@ kernels and assemblers from step to step.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigurationError
+from .patterns import (
+    FormInputs,
+    PatternCache,
+    Placeholders,
+    axpy,
+    direct_solver,
+    form_inputs,
+    homogeneous_bcs,
+    is_zero,
+    solve_into,
+    solve_pattern_extra,
+    solve_residual,
+)
 from .rules import block_kind
 
 
@@ -91,51 +104,6 @@ class CollapsedPropagator:
             del self.jets[bv]
 
 
-class PatternCache(OrderedDict):
-    """Derived forms (and their matrices and solvers) by block pattern.
-
-    The least recently used are dropped beyond ``maxsize``, so a script that builds
-    new Functions every step stays bounded.
-    """
-
-    def __init__(self, maxsize: int = 64):
-        super().__init__()
-        self.maxsize = maxsize
-
-    def get_or_make(self, key, make):
-        pattern = self.get(key)
-        if pattern is None:
-            pattern = self[key] = make()
-            if len(self) > self.maxsize:
-                self.popitem(last=False)
-        self.move_to_end(key)
-        return pattern
-
-
-def _pattern_key(kind: str, expressions, inputs, *extra) -> tuple:
-    """What makes two blocks share derived forms.
-
-    The structure of their forms (UFL signature, or the text of an expression), the
-    Constants they read, the spaces of their inputs and which inputs carry jets.
-    """
-    import ufl
-    from firedrake import Constant
-    from ufl.algorithms.analysis import extract_type
-
-    parts = []
-    for e in expressions:
-        if isinstance(e, ufl.form.Form):
-            parts.append(e.signature())
-        elif isinstance(e, (ufl.core.expr.Expr, ufl.form.BaseForm)):
-            parts.append(str(e))
-        else:
-            parts.append(e)  # a plain number
-        if isinstance(e, (ufl.form.BaseForm, ufl.core.expr.Expr)):
-            parts.append(tuple(sorted(id(c) for c in extract_type(e, Constant))))
-    spaces = tuple(id(bv.output.function_space()) for bv in inputs.all)
-    return (kind, *parts, spaces, inputs.active_positions, *extra)
-
-
 # -- rules ---------------------------------------------------------------------------------
 def _solve_rule(propagator, block, active) -> None:
     from firedrake import DirichletBC
@@ -145,10 +113,9 @@ def _solve_rule(propagator, block, active) -> None:
             "hessian_trace: a boundary condition value depends on the controls; this is not "
             "supported yet. Compute Hessian actions with Jhat.hessian instead"
         )
-    inputs = _form_inputs(block, active, skip=() if block.linear else (block.func,))
-    bcs = tuple((id(bc.function_space()), str(bc.sub_domain)) for bc in block.bcs)
-    unknown = tuple(c is block.func for c in block.lhs.coefficients())
-    key = _pattern_key("solve", (block.lhs, block.rhs), inputs, block.linear, unknown, bcs)
+    inputs = form_inputs(block, active, skip=() if block.linear else (block.func,))
+    key = propagator.patterns.key(block, "solve", (block.lhs, block.rhs), inputs,
+                                  *solve_pattern_extra(block))
     pattern = propagator.patterns.get_or_make(key, lambda: _SolvePattern(block, inputs))
     out = block.get_outputs()[0]
     jets = [propagator.jets[bv] for bv in inputs.active]
@@ -162,8 +129,8 @@ def _assemble_rule(propagator, block, active) -> None:
             "hessian_trace supports assembled scalars (functionals); "
             f"got an assembled {len(block.form.arguments())}-form: {block}"
         )
-    inputs = _form_inputs(block, active)
-    key = _pattern_key("assemble", (block.form,), inputs)
+    inputs = form_inputs(block, active)
+    key = propagator.patterns.key(block, "assemble", (block.form,), inputs)
     pattern = propagator.patterns.get_or_make(key, lambda: _ExpressionPattern(block.form, inputs))
     jets = [propagator.jets[bv] for bv in inputs.active]
     out = block.get_outputs()[0]
@@ -178,8 +145,8 @@ def _assign_rule(propagator, block, active) -> None:
         propagator.jets[out] = Jet([_like(out.output, t) for t in jet.first],
                                    None if jet.second is None else _like(out.output, jet.second))
         return
-    inputs = _form_inputs(block, active)
-    key = _pattern_key("assign", (block.expr,), inputs)
+    inputs = form_inputs(block, active)
+    key = propagator.patterns.key(block, "assign", (block.expr,), inputs)
     pattern = propagator.patterns.get_or_make(key, lambda: _ExpressionPattern(block.expr, inputs))
     jets = [propagator.jets[bv] for bv in inputs.active]
     space = out.output.function_space()
@@ -226,60 +193,6 @@ _RULES = {
 
 
 # -- patterns ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _FormInputs:
-    all: tuple  # the block variables whose values appear in the form
-    active: tuple  # those that carry jets
-
-    @property
-    def active_positions(self) -> tuple:
-        return tuple(self.all.index(bv) for bv in self.active)
-
-
-def _form_inputs(block, active, skip=()) -> _FormInputs:
-    from firedrake import Function
-
-    inputs = tuple(bv for bv in block.get_dependencies()
-                   if isinstance(bv.output, Function) and bv.output not in skip)
-    unsupported = [bv for bv in active if bv not in inputs and bv.output not in skip]
-    if unsupported:
-        raise ConfigurationError(
-            f"hessian_trace cannot differentiate {block} with respect to "
-            f"{type(unsupported[0].output).__name__} {unsupported[0].output}"
-        )
-    return _FormInputs(inputs, tuple(bv for bv in inputs if bv in active))
-
-
-class _Placeholders:
-    """Placeholder Functions standing for a block's input values and their tangents."""
-
-    def __init__(self, inputs: _FormInputs):
-        from firedrake import Function
-
-        self.values = [Function(bv.output.function_space()) for bv in inputs.all]
-        self.active = [self.values[i] for i in inputs.active_positions]
-        self.first = [Function(c.function_space()) for c in self.active]
-        self.second = [Function(c.function_space()) for c in self.active]
-        self.replace_map = {bv.output: c for bv, c in zip(inputs.all, self.values)}
-
-    def load_values(self, inputs: _FormInputs) -> None:
-        for c, bv in zip(self.values, inputs.all):
-            c.assign(bv.saved_output)
-
-    def load_first(self, jets, r: int) -> None:
-        for c, jet in zip(self.first, jets):
-            c.assign(jet.first[r])
-
-    def load_second(self, jets) -> bool:
-        """Load the inputs' second-order tangents; False if all are zero."""
-        for c, jet in zip(self.second, jets):
-            if jet.second is None:
-                c.zero()
-            else:
-                c.assign(jet.second)
-        return any(jet.second is not None for jet in jets)
-
-
 def _directional(expression, variables, directions):
     """sum_i d(expression)/d(variables_i) [directions_i], derivatives expanded."""
     import ufl
@@ -289,25 +202,17 @@ def _directional(expression, variables, directions):
     return expand_derivatives(sum(terms[1:], terms[0]))
 
 
-def _is_zero(expression) -> bool:
-    import ufl
-
-    if isinstance(expression, ufl.form.Form):
-        return expression.empty()
-    return isinstance(expression, ufl.constantvalue.Zero)
-
-
 class _ExpressionPattern:
     """Jets of ``y = f(x)`` for an assembled form or a pointwise expression ``f``."""
 
-    def __init__(self, expression, inputs: _FormInputs):
+    def __init__(self, expression, inputs: FormInputs):
         import ufl
 
-        self.placeholders = p = _Placeholders(inputs)
+        self.placeholders = p = Placeholders(inputs, tangents=True)
         f = ufl.replace(expression, p.replace_map)
         first = _directional(f, p.active, p.first)
         self.first = first
-        self.curvature = None if _is_zero(first) else _directional(first, p.active, p.first)
+        self.curvature = None if is_zero(first) else _directional(first, p.active, p.first)
         self.second = _directional(f, p.active, p.second)
 
     def propagate(self, inputs, jets, n_directions: int, evaluate) -> Jet:
@@ -318,7 +223,7 @@ class _ExpressionPattern:
         for r in range(n_directions):
             p.load_first(jets, r)
             first.append(evaluate(self.first))
-            if self.curvature is not None and not _is_zero(self.curvature):
+            if self.curvature is not None and not is_zero(self.curvature):
                 second = _add(second, evaluate(self.curvature))
         if p.load_second(jets):
             second = _add(second, evaluate(self.second))
@@ -328,22 +233,15 @@ class _ExpressionPattern:
 class _SolvePattern:
     """Jets of the solution of ``F(y; x) = 0``: R tangent solves and one second-order solve."""
 
-    def __init__(self, block, inputs: _FormInputs):
+    def __init__(self, block, inputs: FormInputs):
         import firedrake
         import ufl
-        from firedrake.petsc import DEFAULT_KSP_PARAMETERS, PETSc
-        from petsctools import OptionsManager
 
         self.space = V = block.function_space
-        self.placeholders = p = _Placeholders(inputs)
+        self.placeholders = p = Placeholders(inputs, tangents=True)
         self.unknown = firedrake.Function(V)
         self.unknown_direction = firedrake.Function(V)
-        if block.linear:
-            trial = firedrake.Function(V)
-            residual = firedrake.action(block.lhs, trial) - block.rhs
-        else:
-            trial, residual = block.func, block.lhs
-        F = ufl.replace(residual, {**p.replace_map, trial: self.unknown})
+        F = solve_residual(block, self.unknown, p.replace_map)
         self.jacobian = ufl.algorithms.expand_derivatives(
             firedrake.derivative(F, self.unknown, firedrake.TrialFunction(V)))
         input_change = _directional(F, p.active, p.first)
@@ -352,14 +250,9 @@ class _SolvePattern:
         self.curvature = _directional(
             change, [self.unknown, *p.active], [self.unknown_direction, *p.first])
         self.second_rhs = -_directional(F, p.active, p.second)
-        self.bcs = [bc.reconstruct(g=0) if isinstance(bc, firedrake.DirichletBC) else bc
-                    for bc in block.bcs]
+        self.bcs = homogeneous_bcs(block)
         self.matrix = None
-        self.ksp = PETSc.KSP().create(comm=V.mesh().comm)
-        parameters = {**DEFAULT_KSP_PARAMETERS, **_linear_options(block)}
-        self.mat_type = parameters.pop("mat_type")
-        self._options = OptionsManager(parameters, options_prefix=f"fe_adjoint_trace_{id(self)}_")
-        self._options.set_from_options(self.ksp)
+        self.ksp, self.mat_type = direct_solver(block, V.mesh().comm)
 
     def propagate(self, inputs, jets, out_value, n_directions: int, counter: Counter) -> Jet:
         import firedrake
@@ -378,14 +271,14 @@ class _SolvePattern:
         rhs = None
         if p.load_second(jets):
             rhs = firedrake.assemble(self.second_rhs)
-        if not _is_zero(self.curvature):
+        if not is_zero(self.curvature):
             for r in range(n_directions):
                 p.load_first(jets, r)
                 self.unknown_direction.assign(first[r])
                 curvature = firedrake.assemble(self.curvature)
                 if rhs is None:
                     rhs = firedrake.Cofunction(curvature.function_space())
-                _axpy(rhs, -1.0, curvature)
+                axpy(rhs, -1.0, curvature)
         if rhs is None:
             return Jet(first)
         counter["second_order"] += 1
@@ -394,35 +287,21 @@ class _SolvePattern:
     def _solve(self, rhs):
         import firedrake
 
-        for bc in self.bcs:
-            bc.zero(rhs)
-        solution = firedrake.Function(self.space)
-        with rhs.dat.vec_ro as b, solution.dat.vec_wo as x:
-            self.ksp.solve(b, x)
-        return solution
-
-
-def _linear_options(block) -> dict:
-    """The linear-solver part (ksp_*, pc_*, mat_*) of a solve block's parameters."""
-    from petsctools import flatten_parameters
-
-    parameters = flatten_parameters(block.forward_kwargs.get("solver_parameters") or {})
-    return {key: value for key, value in parameters.items()
-            if key.startswith(("ksp_", "pc_", "mat_"))}
+        return solve_into(self.ksp, self.bcs, rhs, firedrake.Function(self.space))
 
 
 # -- values --------------------------------------------------------------------------------
 def _assemble_scalar(form) -> float:
     import firedrake
 
-    return float(firedrake.assemble(form)) if not _is_zero(form) else 0.0
+    return float(firedrake.assemble(form)) if not is_zero(form) else 0.0
 
 
 def _assign_into(space, expression):
     import firedrake
 
     out = firedrake.Function(space)
-    if not _is_zero(expression):
+    if not is_zero(expression):
         out.assign(expression)
     return out
 
@@ -441,11 +320,7 @@ def _add(total, value):
         return value
     if isinstance(total, float):
         return total + value
-    _axpy(total, 1.0, value)
+    axpy(total, 1.0, value)
     return total
 
 
-def _axpy(target, alpha: float, source) -> None:
-    """Target += alpha * source, in place, for Functions and Cofunctions."""
-    with target.dat.vec as t, source.dat.vec_ro as s:
-        t.axpy(alpha, s)

@@ -39,9 +39,11 @@ class PyadjointStepModel(IndexedKeys):
     ``second_order`` the reverse of a block also evaluates its Hessian component.
     """
 
-    def __init__(self, tape, codec):
+    def __init__(self, tape, codec, adjoint=None):
         self.tape = tape
         self.codec = codec
+        self.adjoint = adjoint  # a FastAdjoint, or None for pyadjoint's block adjoints
+        self.blocks: list[list] = []  # the operations of each step
         self.tangents = False
         self.second_order = False
         self.observer = None  # see observed()
@@ -54,7 +56,8 @@ class PyadjointStepModel(IndexedKeys):
         """Classify the blocks of taped step ``n``; steps are indexed in order."""
         assert n == self.index.n_steps, (n, self.index.n_steps)
         records = []
-        for block in self.tape.timesteps[n]:
+        self.blocks.append(list(self.tape.timesteps[n]))
+        for block in self.blocks[n]:
             rules.shed_assembler(block)
             hidden = tuple(
                 (constant, self._latest[id(constant)])
@@ -157,7 +160,7 @@ class PyadjointStepModel(IndexedKeys):
 
     # -- running ---------------------------------------------------------------------------
     def run_forward(self, n: int) -> None:
-        blocks = self.tape.timesteps[n]
+        blocks = self.blocks[n]
         for block, record in zip(blocks, self.index.records(n)):
             self._prepare(block, record.reads, n, "forward")
             for bv in record.writes:
@@ -174,7 +177,7 @@ class PyadjointStepModel(IndexedKeys):
             self.observer.step_done(n)
 
     def run_reverse(self, n: int, markings: bool) -> None:
-        blocks = self.tape.timesteps[n]
+        blocks = self.blocks[n]
         for block, record in zip(reversed(blocks), reversed(self.index.records(n))):
             if self.second_order:
                 self._prepare(block, (*record.reads, *record.writes), n, "Hessian")
@@ -182,7 +185,10 @@ class PyadjointStepModel(IndexedKeys):
                 block.evaluate_hessian(markings=markings)
             else:
                 self._prepare(block, record.adjoint_reads, n, "adjoint")
-                block.evaluate_adj(markings=markings)
+                if self.adjoint is None:
+                    block.evaluate_adj(markings=markings)
+                else:
+                    self.adjoint.evaluate_adj(block, markings)
         for block in blocks:
             block.reset_adjoint_state()
             for bv in block.get_outputs():

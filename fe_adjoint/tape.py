@@ -22,9 +22,11 @@ from checkpoint_schedules import StorageType
 from pyadjoint.adjfloat import AdjFloat
 from pyadjoint.tape import TapePackageData, get_working_tape, stop_annotating
 
-from .collapsed import PatternCache
+from .coarse import fuse_step, refine_control_dependence
 from .driver import StepDriver
 from .errors import ConfigurationError, ScheduleError
+from .fast_adjoint import FastAdjoint
+from .patterns import PatternCache
 from .report.stats import format_report
 from .second_order import PACKAGE_KEY
 from .second_order import install as install_second_order
@@ -37,10 +39,14 @@ from .values import FiredrakeValueCodec
 class CheckpointingSession(TapePackageData):
     """fe_adjoint's state on one tape: the step model, the storage levels and the driver."""
 
-    def __init__(self, tape, schedule, disk_dir=None, comm=None, progress_every=None):
+    def __init__(self, tape, schedule, disk_dir=None, comm=None, progress_every=None,
+                 coarsen=True):
         self.tape = tape
         self.codec = FiredrakeValueCodec()
-        self.model = PyadjointStepModel(tape, self.codec)
+        self.coarsen = coarsen
+        self.patterns = PatternCache()  # derived forms, matrices and solvers by pattern
+        self.model = PyadjointStepModel(tape, self.codec,
+                                        FastAdjoint(self.patterns) if coarsen else None)
         self.disk_dir = os.fspath(disk_dir) if disk_dir is not None else tempfile.gettempdir()
         if comm is None:
             from mpi4py import MPI
@@ -51,7 +57,6 @@ class CheckpointingSession(TapePackageData):
             self._make_level(StorageType.DISK).close()  # a bad directory fails now, not mid-run
         self.driver = StepDriver(schedule, self.model, self._make_level)
         self.driver.stats.progress_every = progress_every
-        self.trace_patterns = PatternCache()  # hessian_trace's derived forms and solvers
 
     def _make_level(self, storage: StorageType):
         if storage == StorageType.RAM:
@@ -62,18 +67,23 @@ class CheckpointingSession(TapePackageData):
     def end_timestep(self, timestep: int) -> None:
         """Close taped step ``timestep`` and open the next one."""
         with stop_annotating():
-            self.model.index_step(timestep)
+            self._close_step(timestep)
             self.driver.taped_step(timestep)
         self.tape.get_blocks().append_step()
+
+    def _close_step(self, n: int) -> None:
+        self.model.index_step(n)
+        if self.coarsen:
+            fuse_step(self.tape, n)
 
     def end_taping(self) -> None:
         """Close the last taped step and finish the schedule's forward part."""
         if self.driver.taping:
             with stop_annotating():
                 last = len(self.tape.timesteps) - 1
-                self.model.index_step(last)
+                self._close_step(last)
                 # The last step's outputs are the run's results (the functional among them).
-                self.model.keep(bv for block in self.tape.timesteps[last]
+                self.model.keep(bv for block in self.model.blocks[last]
                                 for bv in block.get_outputs())
                 self.driver.finish_taping()
             self._taped_blocks = len(self.tape.get_blocks())
@@ -98,6 +108,8 @@ class CheckpointingSession(TapePackageData):
                 f"fe_adjoint evaluates the whole tape's adjoint; got last_block={last_block}"
             )
         self.end_taping()
+        if markings and self.coarsen:
+            refine_control_dependence(self.model.blocks)
         self.driver.reverse(markings)
 
     def evaluate_tlm(self, markings=False) -> None:
@@ -125,7 +137,7 @@ class CheckpointingSession(TapePackageData):
 
     # -- TapePackageData -------------------------------------------------------------------
     def clear(self) -> None:
-        self.trace_patterns.clear()
+        self.patterns.clear()
         self.driver.close()
         for level in self.driver.levels.values():
             if isinstance(level, DiskStorage):
@@ -158,7 +170,8 @@ def _uses_disk(schedule) -> bool:
 
 
 def enable_checkpointing(
-    schedule, disk_dir: str | os.PathLike | None = None, *, progress_every: int | None = None
+    schedule, disk_dir: str | os.PathLike | None = None, *, progress_every: int | None = None,
+    coarsen: bool = True,
 ) -> CheckpointingSession:
     """Checkpoint the working tape's adjoint with a checkpoint_schedules schedule.
 
@@ -172,6 +185,10 @@ def enable_checkpointing(
         removed afterwards); default: the system's temporary directory.
     progress_every
         Print a progress line every this many forward and adjoint steps.
+    coarsen
+        Put each time step on the tape as one block and evaluate its adjoint through
+        forms derived once per pattern, reusing assembled operators and factorisations
+        (see :mod:`fe_adjoint.coarse`); ``False`` keeps pyadjoint's blocks and adjoints.
 
     Returns
     -------
@@ -201,7 +218,8 @@ def enable_checkpointing(
     if old is not None:
         old.clear()
     install_second_order()
-    session = CheckpointingSession(tape, schedule, disk_dir, progress_every=progress_every)
+    session = CheckpointingSession(tape, schedule, disk_dir, progress_every=progress_every,
+                                   coarsen=coarsen)
     tape._package_data[PACKAGE_KEY] = session
     tape._checkpoint_manager = session
     tape._eagerly_checkpoint_outputs = True

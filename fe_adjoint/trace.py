@@ -102,7 +102,7 @@ def _collapsed_trace(Jhat, directions: list[list]) -> float:
     session = session_of(Jhat.tape)
     session.end_taping()
     propagator = CollapsedPropagator(session.model.index, len(directions),
-                                     session.trace_patterns)
+                                     session.patterns)
     for i, control in enumerate(Jhat.controls):
         propagator.seed(control.block_variable, [d[i] for d in directions])
     functional = Jhat.functional.block_variable

@@ -11,6 +11,7 @@ true gradient, is defined to round-off.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -67,6 +68,19 @@ def fresh_tape():
     continue_annotation()
 
 
+CHECKPOINTING_OPTIONS: dict = {}  # extra options of enable_checkpointing (see uncoarsened)
+
+
+@contextmanager
+def uncoarsened():
+    """Tape the problems built inside with pyadjoint's blocks and adjoints (coarsen=False)."""
+    CHECKPOINTING_OPTIONS["coarsen"] = False
+    try:
+        yield
+    finally:
+        CHECKPOINTING_OPTIONS.clear()
+
+
 def start(schedule, tmp_path, annotate):
     """Open a fresh tape (with fe_adjoint's schedule, if any), or run untaped."""
     import fe_adjoint
@@ -74,7 +88,7 @@ def start(schedule, tmp_path, annotate):
     if annotate:
         fresh_tape()
         if schedule is not None:
-            fe_adjoint.enable_checkpointing(schedule, disk_dir=tmp_path)
+            fe_adjoint.enable_checkpointing(schedule, disk_dir=tmp_path, **CHECKPOINTING_OPTIONS)
 
 
 def finish(J, m, direction, annotate):
@@ -178,6 +192,47 @@ def burgers(schedule=None, tmp_path=None, n_steps=N_STEPS, control=None, annotat
         u_old.assign(u)
         J += assemble(u_old**2 * dx)
     return finish(J, m, Function(V).interpolate(x * (1 - x) * (x + 0.3)), annotate)
+
+
+def heat_bc_switch(schedule=None, tmp_path=None, n_steps=N_STEPS, control=None, annotate=True):
+    """Heat with ``solve(a == L)`` whose Dirichlet boundary moves half-way (a new pattern)."""
+    from firedrake import (
+        Constant,
+        DirichletBC,
+        Function,
+        FunctionSpace,
+        SpatialCoordinate,
+        TestFunction,
+        TrialFunction,
+        UnitSquareMesh,
+        assemble,
+        dx,
+        grad,
+        inner,
+        pi,
+        sin,
+        solve,
+    )
+
+    mesh = UnitSquareMesh(6, 6)
+    V = FunctionSpace(mesh, "CG", 1)
+    x, y = SpatialCoordinate(mesh)
+    m = initial(Function(V).interpolate(sin(pi * x) * sin(pi * y) + x * y), control)
+    start(schedule, tmp_path, annotate)
+    u_old = Function(V).assign(m)
+    u = Function(V)
+    v, w = TestFunction(V), TrialFunction(V)
+    dt = Constant(0.05)
+    a = (w * v + dt * inner(grad(w), grad(v))) * dx
+    L = u_old * v * dx
+    J = 0.0
+    for n in steps(schedule, n_steps, annotate):
+        boundary = 1 if n < n_steps // 2 else 3  # the left side, then the bottom
+        solve(a == L, u, bcs=DirichletBC(V, 0.0, boundary),
+              solver_parameters={"ksp_type": "preonly", "pc_type": "lu"})
+        u_old.assign(u)
+        J += assemble(u_old**2 * dx)
+    return finish(J, m, Function(V).interpolate(x * (1 - x) * y), annotate)
 
 
 def reaction_diffusion(schedule=None, tmp_path=None, n_steps=N_STEPS, control=None,

@@ -1,0 +1,235 @@
+"""Derive a block's forms once per *pattern* and re-assemble them on each step's values.
+
+A pattern is what makes two blocks interchangeable for derived forms: the
+structure of their forms (UFL signature, or an expression's text), the Constants
+they read, the spaces of their inputs, and which inputs are differentiated. The
+derived forms are written on :class:`Placeholders` -- Functions into which each
+step copies its values -- so one set of forms (and Firedrake's compiled kernels and
+cached assemblers, matrices and PETSc solvers) serves every step of a pattern.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from .errors import ConfigurationError
+
+
+class PatternCache(OrderedDict):
+    """Derived forms (and their matrices and solvers) by pattern key.
+
+    The least recently used are dropped beyond ``maxsize``, so a script that builds
+    new Functions every step stays bounded.
+    """
+
+    def __init__(self, maxsize: int = 64):
+        super().__init__()
+        self.maxsize = maxsize
+        self._base_keys = weakref.WeakKeyDictionary()  # block -> its key without active inputs
+
+    def key(self, block, kind: str, expressions, inputs: FormInputs, *extra) -> tuple:
+        """The pattern key of ``block`` for the derivation ``kind``.
+
+        The structure of its forms (UFL signature, or an expression's text), the
+        Constants they read and the spaces of its inputs, computed once per block;
+        ``extra`` and the positions of the active inputs.
+        """
+        bases = self._base_keys.setdefault(block, {})
+        base = bases.get(kind)
+        if base is None:
+            base = bases[kind] = (kind, *_structure(expressions, inputs), *extra)
+        return (*base, inputs.active_positions)
+
+    def get_or_make(self, key, make):
+        pattern = self.get(key)
+        if pattern is None:
+            pattern = self[key] = make()
+            if len(self) > self.maxsize:
+                self.popitem(last=False)
+        self.move_to_end(key)
+        return pattern
+
+
+def _structure(expressions, inputs: FormInputs) -> tuple:
+    """Form signatures (or expression texts), Constants read, and input spaces."""
+    import ufl
+    from firedrake import Constant
+    from ufl.algorithms.analysis import extract_type
+
+    parts = []
+    for e in expressions:
+        if isinstance(e, ufl.form.Form):
+            parts.append(e.signature())
+        elif isinstance(e, (ufl.core.expr.Expr, ufl.form.BaseForm)):
+            parts.append(str(e))
+        else:
+            parts.append(e)  # a plain number
+        if isinstance(e, (ufl.form.BaseForm, ufl.core.expr.Expr)):
+            parts.append(tuple(sorted(id(c) for c in extract_type(e, Constant))))
+    spaces = tuple(id(bv.output.function_space()) for bv in inputs.all)
+    return (*parts, spaces)
+
+
+@dataclass(frozen=True)
+class FormInputs:
+    """The block variables whose values appear in a block's form, and the differentiated ones."""
+
+    all: tuple
+    active: tuple
+
+    @property
+    def active_positions(self) -> tuple:
+        return tuple(self.all.index(bv) for bv in self.active)
+
+
+def form_inputs(block, active, skip=()) -> FormInputs:
+    """The Function inputs of ``block`` (less ``skip``); ``active`` must be among them."""
+    from firedrake import Function
+
+    inputs = tuple(bv for bv in block.get_dependencies()
+                   if isinstance(bv.output, Function) and bv.output not in skip)
+    unsupported = [bv for bv in active if bv not in inputs and bv.output not in skip]
+    if unsupported:
+        raise ConfigurationError(
+            f"cannot differentiate {block} with respect to "
+            f"{type(unsupported[0].output).__name__} {unsupported[0].output}"
+        )
+    return FormInputs(inputs, tuple(bv for bv in inputs if bv in active))
+
+
+class Placeholders:
+    """Placeholder Functions standing for a block's input values.
+
+    With ``tangents``, also for the first- and second-order tangents of its active inputs.
+    """
+
+    def __init__(self, inputs: FormInputs, tangents: bool = False):
+        from firedrake import Function
+
+        self.values = [Function(bv.output.function_space()) for bv in inputs.all]
+        self.active = [self.values[i] for i in inputs.active_positions]
+        make = (lambda: [Function(c.function_space()) for c in self.active]) if tangents \
+            else list
+        self.first, self.second = make(), make()
+        self.replace_map = {bv.output: c for bv, c in zip(inputs.all, self.values)}
+
+    def load_values(self, inputs: FormInputs) -> None:
+        for c, bv in zip(self.values, inputs.all):
+            copy_values(c, bv.saved_output)
+
+    def load_first(self, jets, r: int) -> None:
+        for c, jet in zip(self.first, jets):
+            c.assign(jet.first[r])
+
+    def load_second(self, jets) -> bool:
+        """Load the inputs' second-order tangents; False if all are zero."""
+        for c, jet in zip(self.second, jets):
+            if jet.second is None:
+                c.zero()
+            else:
+                c.assign(jet.second)
+        return any(jet.second is not None for jet in jets)
+
+
+def solve_residual(block, unknown, replace_map):
+    """A solve block's residual ``F(unknown; inputs)`` written on placeholders."""
+    import firedrake
+    import ufl
+
+    if block.linear:
+        trial = firedrake.Function(block.function_space)
+        residual = firedrake.action(block.lhs, trial) - block.rhs
+    else:
+        trial, residual = block.func, block.lhs
+    return ufl.replace(residual, {**replace_map, trial: unknown})
+
+
+def homogeneous_bcs(block) -> list:
+    """A solve block's boundary conditions with zero values (for tangents and adjoints)."""
+    import firedrake
+
+    return [bc.reconstruct(g=0) if isinstance(bc, firedrake.DirichletBC) else bc
+            for bc in block.bcs]
+
+
+def solve_pattern_extra(block) -> tuple:
+    """The parts of a solve block's pattern key beyond its forms and inputs."""
+    unknown = tuple(c is block.func for c in block.lhs.coefficients())
+    bcs = tuple((id(bc.function_space()), str(bc.sub_domain)) for bc in block.bcs)
+    return block.linear, unknown, bcs
+
+
+def is_zero(expression) -> bool:
+    """Whether a derived form or expression vanished."""
+    import ufl
+
+    if isinstance(expression, ufl.form.Form):
+        return expression.empty()
+    return isinstance(expression, ufl.constantvalue.Zero)
+
+
+def direct_solver(block, comm):
+    """A PETSc KSP with a solve block's linear-solver options (default: Firedrake's LU).
+
+    Returns ``(ksp, mat_type)``.
+    """
+    from firedrake.petsc import DEFAULT_KSP_PARAMETERS, PETSc
+    from petsctools import OptionsManager, flatten_parameters
+
+    given = flatten_parameters(block.forward_kwargs.get("solver_parameters") or {})
+    parameters = {**DEFAULT_KSP_PARAMETERS,
+                  **{key: value for key, value in given.items()
+                     if key.startswith(("ksp_", "pc_", "mat_"))}}
+    mat_type = parameters.pop("mat_type")
+    ksp = PETSc.KSP().create(comm=comm)
+    options = OptionsManager(parameters, options_prefix=f"fe_adjoint_{id(ksp)}_")
+    options.set_from_options(ksp)
+    return ksp, mat_type
+
+
+def solve_into(ksp, bcs, rhs, solution):
+    """Solve with ``ksp`` (operator assembled with ``bcs``) for homogeneous boundary values."""
+    for bc in bcs:
+        bc.zero(rhs)
+    with rhs.dat.vec_ro as b, solution.dat.vec_wo as x:
+        ksp.solve(b, x)
+    return solution
+
+
+def copy_values(target, source) -> None:
+    """Copy a Function's values into another of the same space (PETSc, no generated kernel)."""
+    with source.dat.vec_ro as s, target.dat.vec_wo as t:
+        s.copy(t)
+
+
+class Assembly:
+    """One form, assembled again and again into one tensor by one Firedrake assembler.
+
+    Firedrake's ``assemble(form)`` pre-processes the form at every call; an assembler
+    made once skips that. ``None`` is returned for a form that vanished.
+    """
+
+    def __init__(self, form, bcs=(), mat_type=None):
+        from firedrake.assemble import get_assembler
+
+        self.rank = None if is_zero(form) else len(form.arguments())
+        self.tensor = None
+        if self.rank is not None:
+            kwargs = {"bcs": bcs, "mat_type": mat_type} if self.rank == 2 else {}
+            self._assembler = get_assembler(form, **kwargs)
+
+    def __call__(self):
+        if self.rank is None:
+            return None
+        if self.rank == 0:
+            return float(self._assembler.assemble())
+        self.tensor = self._assembler.assemble(tensor=self.tensor)
+        return self.tensor
+
+
+def axpy(target, alpha: float, source) -> None:
+    """Add ``alpha * source`` to ``target`` in place (Functions and Cofunctions)."""
+    with target.dat.vec as t, source.dat.vec_ro as s:
+        t.axpy(alpha, s)
