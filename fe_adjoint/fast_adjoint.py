@@ -18,11 +18,10 @@ runs pyadjoint's own ``evaluate_adj``. Results equal pyadjoint's to round-off.
 
 from __future__ import annotations
 
-import numpy as np
-
 from .patterns import (
     Assembly,
     FormInputs,
+    OperatorReuse,
     PatternCache,
     Placeholders,
     axpy,
@@ -160,16 +159,14 @@ class _SolveAdjoint:
     def __init__(self, block, inputs: FormInputs):
         import firedrake
         import ufl
-        from firedrake import Constant
         from ufl.algorithms import expand_derivatives
-        from ufl.algorithms.analysis import extract_coefficients, extract_type
 
         self.space = V = block.function_space
         self.placeholders = p = Placeholders(inputs)
         self.unknown = firedrake.Function(V)
         self.adjoint = firedrake.Function(V)
         F = solve_residual(block, self.unknown, p.replace_map)
-        self.operator = expand_derivatives(
+        adjoint_operator = expand_derivatives(
             ufl.adjoint(firedrake.derivative(F, self.unknown, firedrake.TrialFunction(V))))
         (test,) = F.arguments()
         weighted = ufl.replace(F, {test: self.adjoint})
@@ -178,31 +175,18 @@ class _SolveAdjoint:
                 firedrake.derivative(weighted, c, firedrake.TestFunction(c.function_space()))))
             for c in p.active
         ]
-        # The operator is re-assembled only when a value it reads has changed.
-        self.operator_reads = [*extract_coefficients(self.operator),
-                               *extract_type(self.operator, Constant)]
-        self._assembled_with = None
         self.bcs = homogeneous_bcs(block)
         self.ksp, mat_type = direct_solver(block, V.mesh().comm)
-        self.matrix = Assembly(self.operator, bcs=self.bcs, mat_type=mat_type)
+        self.operator = OperatorReuse(adjoint_operator, self.ksp, self.bcs, mat_type)
         self.rhs = firedrake.Cofunction(V.dual())
 
     def evaluate(self, inputs: FormInputs, out) -> None:
-
         self.placeholders.load_values(inputs)
         copy_values(self.unknown, out.saved_output)
-        self._update_operator()
+        self.operator.update()
         copy_values(self.rhs, out.adj_value)
         solve_into(self.ksp, self.bcs, self.rhs, self.adjoint)
         for bv, contribution in zip(inputs.active, self.contributions):
             value = contribution()
             if value is not None:
                 _add_adjoint(bv, value, -1.0)
-
-    def _update_operator(self) -> None:
-        current = [np.array(c.dat.data_ro, copy=True) for c in self.operator_reads]
-        if self._assembled_with is not None and all(
-                np.array_equal(a, b) for a, b in zip(current, self._assembled_with)):
-            return  # same operator: keep its factorisation
-        self.ksp.setOperators(self.matrix().petscmat)
-        self._assembled_with = current

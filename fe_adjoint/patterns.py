@@ -229,6 +229,34 @@ class Assembly:
         return self.tensor
 
 
+class OperatorReuse:
+    """A bilinear form assembled into one matrix that ``ksp`` factorises.
+
+    It is re-assembled only when a value it reads (a placeholder or a Constant)
+    changed since the last assembly.
+    """
+
+    def __init__(self, form, ksp, bcs, mat_type):
+        from firedrake import Constant
+        from ufl.algorithms.analysis import extract_coefficients, extract_type
+
+        self.ksp = ksp
+        self.matrix = Assembly(form, bcs=bcs, mat_type=mat_type)
+        self.reads = [*extract_coefficients(form), *extract_type(form, Constant)]
+        self._assembled_with = None
+
+    def update(self) -> None:
+        """Re-assemble (and so re-factorise at the next solve) if the operator changed."""
+        import numpy as np
+
+        current = [np.array(c.dat.data_ro, copy=True) for c in self.reads]
+        if self._assembled_with is not None and all(
+                np.array_equal(a, b) for a, b in zip(current, self._assembled_with)):
+            return
+        self.ksp.setOperators(self.matrix().petscmat)
+        self._assembled_with = current
+
+
 def axpy(target, alpha: float, source) -> None:
     """Add ``alpha * source`` to ``target`` in place (Functions and Cofunctions)."""
     with target.dat.vec as t, source.dat.vec_ro as s:

@@ -39,10 +39,11 @@ class PyadjointStepModel(IndexedKeys):
     ``second_order`` the reverse of a block also evaluates its Hessian component.
     """
 
-    def __init__(self, tape, codec, adjoint=None):
+    def __init__(self, tape, codec, adjoint=None, forward=None):
         self.tape = tape
         self.codec = codec
         self.adjoint = adjoint  # a FastAdjoint, or None for pyadjoint's block adjoints
+        self.forward = forward  # a FastForward, or None for pyadjoint's recompute
         self.blocks: list[list] = []  # the operations of each step
         self.tangents = False
         self.second_order = False
@@ -168,7 +169,10 @@ class PyadjointStepModel(IndexedKeys):
                 # existing value, which another variable's held value may share.
                 bv.checkpoint = None
                 bv.tlm_value = None
-            block.recompute()
+            if self.forward is None or self.tangents:
+                block.recompute()
+            else:
+                self.forward.recompute(block)
             if self.tangents:
                 block.evaluate_tlm(markings=True)
             if self.observer is not None:

@@ -26,6 +26,7 @@ from .coarse import fuse_step, refine_control_dependence
 from .driver import StepDriver
 from .errors import ConfigurationError, ScheduleError
 from .fast_adjoint import FastAdjoint
+from .fast_forward import FastForward
 from .patterns import PatternCache
 from .report.stats import format_report
 from .second_order import PACKAGE_KEY
@@ -45,8 +46,9 @@ class CheckpointingSession(TapePackageData):
         self.codec = FiredrakeValueCodec()
         self.coarsen = coarsen
         self.patterns = PatternCache()  # derived forms, matrices and solvers by pattern
-        self.model = PyadjointStepModel(tape, self.codec,
-                                        FastAdjoint(self.patterns) if coarsen else None)
+        self.model = PyadjointStepModel(
+            tape, self.codec, FastAdjoint(self.patterns) if coarsen else None,
+            FastForward(self.patterns) if coarsen else None)
         self.disk_dir = os.fspath(disk_dir) if disk_dir is not None else tempfile.gettempdir()
         if comm is None:
             from mpi4py import MPI
