@@ -13,36 +13,17 @@ import sys
 
 DEMO_ARGV, sys.argv = sys.argv[1:], sys.argv[:1]  # the demo's options are not PETSc options
 
-from checkpoint_schedules import (  # noqa: E402
-    HRevolve,
-    MixedCheckpointSchedule,
-    MultistageCheckpointSchedule,
-    Revolve,
-    SingleDiskStorageSchedule,
-    SingleMemoryStorageSchedule,
-    StorageType,
-)
 from firedrake import *  # noqa: E402
 from firedrake.adjoint import *  # noqa: E402
 
 import fe_adjoint  # noqa: E402
-
-SCHEDULES = {
-    "revolve": lambda n, s: Revolve(n, s),
-    "mixed": lambda n, s: MixedCheckpointSchedule(n, s, storage=StorageType.RAM),
-    "mixed-disk": lambda n, s: MixedCheckpointSchedule(n, s, storage=StorageType.DISK),
-    "multistage": lambda n, s: MultistageCheckpointSchedule(n, s, 0),
-    "hrevolve": lambda n, s: HRevolve(n, s, s),
-    "memory": lambda n, s: SingleMemoryStorageSchedule(),
-    "disk": lambda n, s: SingleDiskStorageSchedule(),
-}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--cells", type=int, default=100)
-    parser.add_argument("--schedule", choices=sorted(SCHEDULES), default="revolve")
+    parser.add_argument("--schedule", choices=fe_adjoint.SCHEDULE_NAMES, default="revolve")
     parser.add_argument("--snapshots", type=int, default=5)
     args = parser.parse_args(DEMO_ARGV if argv is None else argv)
 
@@ -52,7 +33,8 @@ def main(argv=None):
     m = Function(V, name="initial_condition").interpolate(sin(2 * pi * x))
 
     continue_annotation()
-    fe_adjoint.enable_checkpointing(SCHEDULES[args.schedule](args.steps, args.snapshots))
+    fe_adjoint.enable_checkpointing(
+        fe_adjoint.schedule_by_name(args.schedule, args.steps, args.snapshots))
     u_old = Function(V, name="u_old").assign(m)
     u = Function(V, name="u").assign(m)
     v = TestFunction(V)

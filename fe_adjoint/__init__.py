@@ -11,12 +11,14 @@ and use ``ReducedFunctional``, ``taylor_test`` and ``minimize`` as usual.
 
 from .errors import ConfigurationError, FeAdjointError, ScheduleError, StorageError
 from .info import info
+from .schedules import SCHEDULE_NAMES, schedule_by_name
 from .tape import enable_checkpointing, report, stats, steps
 from .trace import TraceEstimate, hessian_trace
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SCHEDULE_NAMES",
     "ConfigurationError",
     "FeAdjointError",
     "ScheduleError",
@@ -26,6 +28,7 @@ __all__ = [
     "hessian_trace",
     "info",
     "report",
+    "schedule_by_name",
     "stats",
     "steps",
 ]

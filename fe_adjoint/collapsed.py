@@ -36,6 +36,7 @@ from .patterns import (
     form_inputs,
     homogeneous_bcs,
     is_zero,
+    plain_solve,
     solve_into,
     solve_pattern_extra,
     solve_residual,
@@ -113,8 +114,13 @@ def _solve_rule(propagator, block, active) -> None:
             "hessian_trace: a boundary condition value depends on the controls; this is not "
             "supported yet. Compute Hessian actions with Jhat.hessian instead"
         )
+    if not plain_solve(block):
+        raise ConfigurationError(
+            f"hessian_trace: {block} uses a null space, an application context or form "
+            "compiler parameters, which its tangent solves do not reproduce yet"
+        )
     inputs = form_inputs(block, active, skip=() if block.linear else (block.func,))
-    key = propagator.patterns.key(block, "solve", (block.lhs, block.rhs), inputs,
+    key = propagator.patterns.key("solve", (block.lhs, block.rhs), inputs,
                                   *solve_pattern_extra(block))
     pattern = propagator.patterns.get_or_make(key, lambda: _SolvePattern(block, inputs))
     out = block.get_outputs()[0]
@@ -130,7 +136,7 @@ def _assemble_rule(propagator, block, active) -> None:
             f"got an assembled {len(block.form.arguments())}-form: {block}"
         )
     inputs = form_inputs(block, active)
-    key = propagator.patterns.key(block, "assemble", (block.form,), inputs)
+    key = propagator.patterns.key("assemble", (block.form,), inputs)
     pattern = propagator.patterns.get_or_make(key, lambda: _ExpressionPattern(block.form, inputs))
     jets = [propagator.jets[bv] for bv in inputs.active]
     out = block.get_outputs()[0]
@@ -146,7 +152,7 @@ def _assign_rule(propagator, block, active) -> None:
                                    None if jet.second is None else _like(out.output, jet.second))
         return
     inputs = form_inputs(block, active)
-    key = propagator.patterns.key(block, "assign", (block.expr,), inputs)
+    key = propagator.patterns.key("assign", (block.expr,), inputs)
     pattern = propagator.patterns.get_or_make(key, lambda: _ExpressionPattern(block.expr, inputs))
     jets = [propagator.jets[bv] for bv in inputs.active]
     space = out.output.function_space()

@@ -29,6 +29,7 @@ from .patterns import (
     direct_solver,
     form_inputs,
     homogeneous_bcs,
+    plain_solve,
     solve_into,
     solve_pattern_extra,
     solve_residual,
@@ -66,39 +67,36 @@ def _is_initial_guess(block, bv) -> bool:
 
 
 def _solve_rule(patterns, block) -> bool:
-    out = block.get_outputs()[0]
-    if out.adj_value is None:
-        return True
-    inputs = form_inputs(block, (), skip=() if block.linear else (block.func,))
-    relevant = _relevant(block, inputs)
-    if relevant is None:
+    if not plain_solve(block):
         return False
-    if not relevant:
-        return True
-    inputs = FormInputs(inputs.all, tuple(relevant))
-    key = patterns.key(block, "solve-adjoint", (block.lhs, block.rhs), inputs,
-                       *solve_pattern_extra(block))
-    pattern = patterns.get_or_make(key, lambda: _SolveAdjoint(block, inputs))
-    pattern.evaluate(inputs, out)
-    return True
+    return _by_pattern(
+        patterns, block, form_inputs(block, (), skip=() if block.linear else (block.func,)),
+        "solve-adjoint", (block.lhs, block.rhs), solve_pattern_extra(block),
+        lambda inputs: _SolveAdjoint(block, inputs),
+        lambda pattern, inputs, out: pattern.evaluate(inputs, out))
 
 
 def _assemble_rule(patterns, block) -> bool:
+    if len(block.form.arguments()) != 0:
+        return False
+    return _by_pattern(
+        patterns, block, form_inputs(block, ()), "assemble-adjoint", (block.form,), (),
+        lambda inputs: _AssembleAdjoint(block.form, inputs),
+        lambda pattern, inputs, out: pattern.evaluate(inputs, float(out.adj_value)))
+
+
+def _by_pattern(patterns, block, inputs, kind, forms, extra, make, evaluate) -> bool:
+    """Evaluate ``block``'s adjoint through its pattern; False if pyadjoint must."""
     out = block.get_outputs()[0]
     if out.adj_value is None:
         return True
-    if len(block.form.arguments()) != 0:
-        return False
-    inputs = form_inputs(block, ())
     relevant = _relevant(block, inputs)
     if relevant is None:
         return False
-    if not relevant:
-        return True
-    inputs = FormInputs(inputs.all, tuple(relevant))
-    key = patterns.key(block, "assemble-adjoint", (block.form,), inputs)
-    pattern = patterns.get_or_make(key, lambda: _AssembleAdjoint(block.form, inputs))
-    pattern.evaluate(inputs, float(out.adj_value))
+    if relevant:
+        inputs = FormInputs(inputs.all, tuple(relevant))
+        key = patterns.key(kind, forms, inputs, *extra)
+        evaluate(patterns.get_or_make(key, lambda: make(inputs)), inputs, out)
     return True
 
 

@@ -20,6 +20,7 @@ from .patterns import (
     direct_solver,
     form_inputs,
     homogeneous_bcs,
+    plain_solve,
     solve_into,
     solve_pattern_extra,
     solve_residual,
@@ -39,7 +40,7 @@ class FastForward:
             block.recompute()
             return
         inputs = form_inputs(block, (), skip=() if block.linear else (block.func,))
-        key = self.patterns.key(block, "solve-forward", (block.lhs, block.rhs), inputs,
+        key = self.patterns.key("solve-forward", (block.lhs, block.rhs), inputs,
                                 *solve_pattern_extra(block))
         pattern = self.patterns.get_or_make(key, lambda: _LinearSolve(block, inputs))
         out = block.get_outputs()[0]
@@ -56,7 +57,7 @@ def _replayable(block) -> bool:
     )
 
     return type(block) in (NonlinearVariationalSolveBlock, SolveVarFormBlock) \
-        and len(block.get_outputs()) == 1
+        and len(block.get_outputs()) == 1 and plain_solve(block)
 
 
 class _LinearSolve:

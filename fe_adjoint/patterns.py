@@ -10,7 +10,6 @@ cached assemblers, matrices and PETSc solvers) serves every step of a pattern.
 
 from __future__ import annotations
 
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -27,20 +26,16 @@ class PatternCache(OrderedDict):
     def __init__(self, maxsize: int = 64):
         super().__init__()
         self.maxsize = maxsize
-        self._base_keys = weakref.WeakKeyDictionary()  # block -> its key without active inputs
 
-    def key(self, block, kind: str, expressions, inputs: FormInputs, *extra) -> tuple:
-        """The pattern key of ``block`` for the derivation ``kind``.
+    @staticmethod
+    def key(kind: str, expressions, inputs: FormInputs, *extra) -> tuple:
+        """The pattern key of a block for the derivation ``kind``.
 
         The structure of its forms (UFL signature, or an expression's text), the
-        Constants they read and the spaces of its inputs, computed once per block;
-        ``extra`` and the positions of the active inputs.
+        Constants they read, the spaces of its inputs, ``extra``, and the positions of
+        the active inputs.
         """
-        bases = self._base_keys.setdefault(block, {})
-        base = bases.get(kind)
-        if base is None:
-            base = bases[kind] = (kind, *_structure(expressions, inputs), *extra)
-        return (*base, inputs.active_positions)
+        return (kind, *_structure(expressions, inputs), *extra, inputs.active_positions)
 
     def get_or_make(self, key, make):
         pattern = self.get(key)
@@ -60,14 +55,12 @@ def _structure(expressions, inputs: FormInputs) -> tuple:
 
     parts = []
     for e in expressions:
-        if isinstance(e, ufl.form.Form):
-            parts.append(e.signature())
+        if isinstance(e, ufl.form.Form):  # both cached on the form
+            parts += [e.signature(), tuple(id(c) for c in e.constants())]
         elif isinstance(e, (ufl.core.expr.Expr, ufl.form.BaseForm)):
-            parts.append(str(e))
+            parts += [str(e), tuple(sorted(id(c) for c in extract_type(e, Constant)))]
         else:
             parts.append(e)  # a plain number
-        if isinstance(e, (ufl.form.BaseForm, ufl.core.expr.Expr)):
-            parts.append(tuple(sorted(id(c) for c in extract_type(e, Constant))))
     spaces = tuple(id(bv.output.function_space()) for bv in inputs.all)
     return (*parts, spaces)
 
@@ -144,6 +137,18 @@ def solve_residual(block, unknown, replace_map):
     else:
         trial, residual = block.func, block.lhs
     return ufl.replace(residual, {**replace_map, trial: unknown})
+
+
+_SOLVER_EXTRAS = ("nullspace", "transpose_nullspace", "near_nullspace", "appctx",
+                  "form_compiler_parameters")
+
+
+def plain_solve(block) -> bool:
+    """Whether fe_adjoint's own solves reproduce a solve block's.
+
+    Not when it uses null spaces, an application context or form compiler parameters.
+    """
+    return not any(block.forward_kwargs.get(name) for name in _SOLVER_EXTRAS)
 
 
 def homogeneous_bcs(block) -> list:

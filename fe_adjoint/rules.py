@@ -92,12 +92,32 @@ def adjoint_reads(block, reads: tuple, writes: tuple) -> tuple:
         candidates = reads  # the result itself is never read back
     else:
         return (*reads, *writes)
-    needed = _coefficients_of_first_derivatives(residual, [bv.output for bv in candidates])
-    if needed is None:
-        return (*reads, *writes)
-    return tuple(
-        bv for bv in candidates if not isinstance(bv.output, Function) or id(bv.output) in needed
-    )
+    key = (kind, _structure(block, kind),
+           tuple((type(bv.output), bv.output is getattr(block, "func", None)) for bv in candidates))
+    kept = _KEPT_POSITIONS.get(key)
+    if kept is None:
+        needed = _coefficients_of_first_derivatives(residual, [bv.output for bv in candidates])
+        if needed is None:
+            return (*reads, *writes)
+        kept = tuple(i for i, bv in enumerate(candidates)
+                     if not isinstance(bv.output, Function) or id(bv.output) in needed)
+        if len(_KEPT_POSITIONS) > 1024:
+            _KEPT_POSITIONS.clear()
+        _KEPT_POSITIONS[key] = kept
+    return tuple(candidates[i] for i in kept)
+
+
+# What adjoint_reads found, by the structure of a block: forms and expressions with the
+# same structure over inputs of the same kinds keep the same positions.
+_KEPT_POSITIONS: dict = {}
+
+
+def _structure(block, kind):
+    import ufl
+
+    parts = [block.lhs, block.rhs] if kind == "solve" else \
+        [block.form if kind == "assemble" else block.expr]
+    return tuple(p.signature() if isinstance(p, ufl.form.Form) else str(p) for p in parts)
 
 
 def _linear_residual(block):
