@@ -1,11 +1,17 @@
-"""Forward replays of linear solves with a reused operator and factorisation.
+"""Forward replays through per-pattern forms: linear solves, copies, assembled scalars.
 
-A replayed solve block normally re-assembles and re-factorises its operator at every
-step, even when it cannot have changed (a linear heat equation). For a solve whose
-residual is linear in the unknown (its Jacobian does not read the unknown), this
-module solves ``J du = F(u0)``, ``u = u0 - du`` from ``u0`` = the boundary values,
-with ``J`` assembled and factorised once per pattern and again only when a value it
-reads has changed. Other blocks replay through pyadjoint (``block.recompute()``).
+pyadjoint's replay of a block re-derives its forms (``ufl.replace`` of every
+coefficient) and pre-processes them for assembly at every step, and a solve
+re-assembles and re-factorises its operator even when it cannot have changed. Here,
+per block pattern (see :mod:`fe_adjoint.patterns`):
+
+* a **linear solve** (its Jacobian does not read the unknown) solves
+  ``J du = F(u0)``, ``u = u0 - du`` from ``u0`` = the step's boundary values, with
+  ``J`` assembled and factorised once and again only when a value it reads changed;
+* an **assembled scalar** is one call of a cached assembler;
+* a **copy** ``u_old.assign(u)`` is one vector copy.
+
+Non-linear solves and everything else replay through pyadjoint (``block.recompute()``).
 """
 
 from __future__ import annotations
@@ -29,25 +35,72 @@ from .rules import block_kind
 
 
 class FastForward:
-    """Replays blocks, linear solves through per-pattern operators (pyadjoint's otherwise)."""
+    """Replays blocks through per-pattern forms where it can (pyadjoint's otherwise)."""
 
     def __init__(self, patterns: PatternCache):
         self.patterns = patterns
 
     def recompute(self, block) -> None:
         """Recompute ``block``'s outputs into new values."""
-        if block_kind(type(block)) != "solve" or not _replayable(block):
+        rule = _RULES.get(block_kind(type(block)))
+        value = None if rule is None else rule(self.patterns, block)
+        if value is None:
             block.recompute()
-            return
-        inputs = form_inputs(block, (), skip=() if block.linear else (block.func,))
-        key = self.patterns.key("solve-forward", (block.lhs, block.rhs), inputs,
-                                *solve_pattern_extra(block))
-        pattern = self.patterns.get_or_make(key, lambda: _LinearSolve(block, inputs))
-        out = block.get_outputs()[0]
-        if pattern.linear:
-            out.checkpoint = pattern.solve(block, inputs)
         else:
-            block.recompute()
+            block.get_outputs()[0].checkpoint = value
+
+
+def _solve_rule(patterns, block):
+    if not _replayable(block):
+        return None
+    inputs = form_inputs(block, (), skip=() if block.linear else (block.func,))
+    key = patterns.key("solve-forward", (block.lhs, block.rhs), inputs,
+                       *solve_pattern_extra(block))
+    pattern = patterns.get_or_make(key, lambda: _LinearSolve(block, inputs))
+    return pattern.solve(block, inputs) if pattern.linear else None
+
+
+def _assemble_rule(patterns, block):
+    from pyadjoint.overloaded_type import create_overloaded_object
+
+    if len(block.form.arguments()) != 0:
+        return None
+    inputs = form_inputs(block, ())
+    key = patterns.key("assemble-forward", (block.form,), inputs)
+    pattern = patterns.get_or_make(key, lambda: _Scalar(block.form, inputs))
+    return create_overloaded_object(pattern.evaluate(inputs))
+
+
+def _copy_rule(patterns, block):
+    from firedrake import Function
+
+    out = block.get_outputs()[0]
+    deps = block.get_dependencies()
+    if block.expr is not None or len(deps) != 1 or not isinstance(out.output, Function) \
+            or not isinstance(deps[0].output, Function) \
+            or deps[0].output.function_space() != out.output.function_space():
+        return None
+    value = Function(out.output.function_space())
+    copy_values(value, deps[0].saved_output)
+    return value
+
+
+_RULES = {"solve": _solve_rule, "assemble": _assemble_rule, "assign": _copy_rule}
+
+
+class _Scalar:
+    """An assembled scalar on placeholders."""
+
+    def __init__(self, form, inputs: FormInputs):
+        import ufl
+
+        self.placeholders = p = Placeholders(inputs)
+        self.form = Assembly(ufl.replace(form, p.replace_map))
+
+    def evaluate(self, inputs: FormInputs) -> float:
+        self.placeholders.load_values(inputs)
+        value = self.form()
+        return 0.0 if value is None else value
 
 
 def _replayable(block) -> bool:

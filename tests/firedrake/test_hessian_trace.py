@@ -153,15 +153,15 @@ def test_covariance_factor_scales_the_trace(uq_reference):
 
 
 def test_jets_held_do_not_grow_with_the_number_of_steps(tmp_path):
-    peaks = []
+    peaks, patterns = [], []
     for n_steps in (2, 8):
         taped = PROBLEMS["reaction_diffusion"](SingleMemoryStorageSchedule(), tmp_path,
                                                n_steps=n_steps)
-        session = fe_adjoint.tape.session()
         fe_adjoint.hessian_trace(taped.Jhat, [taped.direction, taped.direction])
         peaks.append(fe_adjoint.stats()["trace_peak_jets"])
-        assert len(session.patterns) <= 4  # one derivation per pattern, not per step
+        patterns.append(len(fe_adjoint.tape.session().patterns))
     assert peaks[0] == peaks[1]
+    assert patterns[0] == patterns[1]  # one derivation per pattern, not per step
 
 
 def test_bad_arguments_are_refused(tmp_path):
