@@ -6,7 +6,10 @@ Add two lines to a script taped with ``firedrake.adjoint``::
     for _ in fe_adjoint.steps(N):
         ...
 
-and use ``ReducedFunctional``, ``taylor_test`` and ``minimize`` as usual.
+and use ``ReducedFunctional``, ``taylor_test`` and ``minimize`` as usual; each step is one
+tape block whose adjoint reuses derived forms and factorisations. ``Jhat.tlm`` and
+``Jhat.hessian`` run through the schedule; :func:`hessian_trace` gives Hessian traces in one
+forward sweep.
 """
 
 from .errors import ConfigurationError, FeAdjointError, ScheduleError, StorageError
