@@ -32,12 +32,12 @@ from .patterns import (
     PatternCache,
     Placeholders,
     axpy,
-    direct_solver,
     form_inputs,
     homogeneous_bcs,
     is_zero,
     plain_solve,
     solve_into,
+    solve_operator,
     solve_pattern_extra,
     solve_residual,
 )
@@ -122,7 +122,8 @@ def _solve_rule(propagator, block, active) -> None:
     inputs = form_inputs(block, active, skip=() if block.linear else (block.func,))
     key = propagator.patterns.key("solve", (block.lhs, block.rhs), inputs,
                                   *solve_pattern_extra(block))
-    pattern = propagator.patterns.get_or_make(key, lambda: _SolvePattern(block, inputs))
+    patterns = propagator.patterns
+    pattern = patterns.get_or_make(key, lambda: _SolvePattern(patterns, block, inputs))
     out = block.get_outputs()[0]
     jets = [propagator.jets[bv] for bv in inputs.active]
     propagator.jets[out] = pattern.propagate(inputs, jets, out.saved_output,
@@ -239,7 +240,7 @@ class _ExpressionPattern:
 class _SolvePattern:
     """Jets of the solution of ``F(y; x) = 0``: R tangent solves and one second-order solve."""
 
-    def __init__(self, block, inputs: FormInputs):
+    def __init__(self, patterns, block, inputs: FormInputs):
         import firedrake
         import ufl
 
@@ -257,8 +258,7 @@ class _SolvePattern:
             change, [self.unknown, *p.active], [self.unknown_direction, *p.first])
         self.second_rhs = -_directional(F, p.active, p.second)
         self.bcs = homogeneous_bcs(block)
-        self.matrix = None
-        self.ksp, self.mat_type = direct_solver(block, V.mesh().comm)
+        self.operator = solve_operator(patterns, self.jacobian, block, self.bcs)
 
     def propagate(self, inputs, jets, out_value, n_directions: int, counter: Counter) -> Jet:
         import firedrake
@@ -266,9 +266,7 @@ class _SolvePattern:
         p = self.placeholders
         p.load_values(inputs)
         self.unknown.assign(out_value)
-        self.matrix = firedrake.assemble(self.jacobian, bcs=self.bcs, tensor=self.matrix,
-                                         mat_type=self.mat_type)
-        self.ksp.setOperators(self.matrix.petscmat)  # refactorised once, at the first solve
+        self.operator.update()  # if it changed: re-assembled, refactorised at the first solve
         first = []
         for r in range(n_directions):
             p.load_first(jets, r)
@@ -293,7 +291,7 @@ class _SolvePattern:
     def _solve(self, rhs):
         import firedrake
 
-        return solve_into(self.ksp, self.bcs, rhs, firedrake.Function(self.space))
+        return solve_into(self.operator.ksp, self.bcs, rhs, firedrake.Function(self.space))
 
 
 # -- values --------------------------------------------------------------------------------

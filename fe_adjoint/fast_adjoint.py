@@ -21,12 +21,11 @@ from __future__ import annotations
 from .patterns import (
     Assembly,
     FormInputs,
-    OperatorReuse,
     PatternCache,
     Placeholders,
+    adjoint_solve_operator,
     axpy,
     copy_values,
-    direct_solver,
     form_inputs,
     homogeneous_bcs,
     plain_solve,
@@ -72,7 +71,7 @@ def _solve_rule(patterns, block) -> bool:
     return _by_pattern(
         patterns, block, form_inputs(block, (), skip=() if block.linear else (block.func,)),
         "solve-adjoint", (block.lhs, block.rhs), solve_pattern_extra(block),
-        lambda inputs: _SolveAdjoint(block, inputs),
+        lambda inputs: _SolveAdjoint(patterns, block, inputs),
         lambda pattern, inputs, out: pattern.evaluate(inputs, out))
 
 
@@ -154,7 +153,7 @@ class _AssembleAdjoint:
 class _SolveAdjoint:
     """The adjoint of a solve: one adjoint solve, then ``-(dF/dx_i)^T lambda`` per input."""
 
-    def __init__(self, block, inputs: FormInputs):
+    def __init__(self, patterns, block, inputs: FormInputs):
         import firedrake
         import ufl
         from ufl.algorithms import expand_derivatives
@@ -164,8 +163,8 @@ class _SolveAdjoint:
         self.unknown = firedrake.Function(V)
         self.adjoint = firedrake.Function(V)
         F = solve_residual(block, self.unknown, p.replace_map)
-        adjoint_operator = expand_derivatives(
-            ufl.adjoint(firedrake.derivative(F, self.unknown, firedrake.TrialFunction(V))))
+        jacobian = expand_derivatives(
+            firedrake.derivative(F, self.unknown, firedrake.TrialFunction(V)))
         (test,) = F.arguments()
         weighted = ufl.replace(F, {test: self.adjoint})
         self.contributions = [
@@ -174,8 +173,8 @@ class _SolveAdjoint:
             for c in p.active
         ]
         self.bcs = homogeneous_bcs(block)
-        self.ksp, mat_type = direct_solver(block, V.mesh().comm)
-        self.operator = OperatorReuse(adjoint_operator, self.ksp, self.bcs, mat_type)
+        self.operator = adjoint_solve_operator(
+            patterns, jacobian, expand_derivatives(ufl.adjoint(jacobian)), block, self.bcs)
         self.rhs = firedrake.Cofunction(V.dual())
 
     def evaluate(self, inputs: FormInputs, out) -> None:
@@ -183,7 +182,7 @@ class _SolveAdjoint:
         copy_values(self.unknown, out.saved_output)
         self.operator.update()
         copy_values(self.rhs, out.adj_value)
-        solve_into(self.ksp, self.bcs, self.rhs, self.adjoint)
+        solve_into(self.operator.ksp, self.bcs, self.rhs, self.adjoint)
         for bv, contribution in zip(inputs.active, self.contributions):
             value = contribution()
             if value is not None:

@@ -19,15 +19,14 @@ from __future__ import annotations
 from .patterns import (
     Assembly,
     FormInputs,
-    OperatorReuse,
     PatternCache,
     Placeholders,
     copy_values,
-    direct_solver,
     form_inputs,
     homogeneous_bcs,
     plain_solve,
     solve_into,
+    solve_operator,
     solve_pattern_extra,
     solve_residual,
 )
@@ -56,7 +55,7 @@ def _solve_rule(patterns, block):
     inputs = form_inputs(block, (), skip=() if block.linear else (block.func,))
     key = patterns.key("solve-forward", (block.lhs, block.rhs), inputs,
                        *solve_pattern_extra(block))
-    pattern = patterns.get_or_make(key, lambda: _LinearSolve(block, inputs))
+    pattern = patterns.get_or_make(key, lambda: _LinearSolve(patterns, block, inputs))
     return pattern.solve(block, inputs) if pattern.linear else None
 
 
@@ -116,7 +115,7 @@ def _replayable(block) -> bool:
 class _LinearSolve:
     """``u = u0 - J^-1 F(u0)`` for a residual ``F`` linear in ``u``."""
 
-    def __init__(self, block, inputs: FormInputs):
+    def __init__(self, patterns, block, inputs: FormInputs):
         import firedrake
         from ufl.algorithms import expand_derivatives
         from ufl.algorithms.analysis import extract_coefficients
@@ -131,8 +130,7 @@ class _LinearSolve:
         if not self.linear:
             return
         self.bcs = homogeneous_bcs(block)
-        self.ksp, mat_type = direct_solver(block, V.mesh().comm)
-        self.operator = OperatorReuse(jacobian, self.ksp, self.bcs, mat_type)
+        self.operator = solve_operator(patterns, jacobian, block, self.bcs)
         self.residual = Assembly(F)
         self.correction = firedrake.Function(V)
 
@@ -146,7 +144,7 @@ class _LinearSolve:
         self.operator.update()
         residual = self.residual()
         if residual is not None:
-            solve_into(self.ksp, self.bcs, residual, self.correction)
+            solve_into(self.operator.ksp, self.bcs, residual, self.correction)
             with self.unknown.dat.vec as u, self.correction.dat.vec_ro as du:
                 u.axpy(-1.0, du)
         result = firedrake.Function(self.space)

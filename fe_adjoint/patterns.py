@@ -175,18 +175,24 @@ def is_zero(expression) -> bool:
     return isinstance(expression, ufl.constantvalue.Zero)
 
 
+def flatten_solver_parameters(block) -> dict:
+    """The linear-solver options (ksp_*, pc_*, mat_*) of a solve block."""
+    from petsctools import flatten_parameters
+
+    given = flatten_parameters(block.forward_kwargs.get("solver_parameters") or {})
+    return {key: value for key, value in given.items()
+            if key.startswith(("ksp_", "pc_", "mat_"))}
+
+
 def direct_solver(block, comm):
     """A PETSc KSP with a solve block's linear-solver options (default: Firedrake's LU).
 
     Returns ``(ksp, mat_type)``.
     """
     from firedrake.petsc import DEFAULT_KSP_PARAMETERS, PETSc
-    from petsctools import OptionsManager, flatten_parameters
+    from petsctools import OptionsManager
 
-    given = flatten_parameters(block.forward_kwargs.get("solver_parameters") or {})
-    parameters = {**DEFAULT_KSP_PARAMETERS,
-                  **{key: value for key, value in given.items()
-                     if key.startswith(("ksp_", "pc_", "mat_"))}}
+    parameters = {**DEFAULT_KSP_PARAMETERS, **flatten_solver_parameters(block)}
     mat_type = parameters.pop("mat_type")
     ksp = PETSc.KSP().create(comm=comm)
     options = OptionsManager(parameters, options_prefix=f"fe_adjoint_{id(ksp)}_")
@@ -232,6 +238,47 @@ class Assembly:
             return float(self._assembler.assemble())
         self.tensor = self._assembler.assemble(tensor=self.tensor)
         return self.tensor
+
+
+def solve_operator(patterns: PatternCache, form, block, bcs) -> OperatorReuse:
+    """The reused operator of a solve block's Jacobian (or adjoint Jacobian) ``form``.
+
+    An operator that reads no Function, only Constants, is shared by every pattern with
+    the same form structure, boundary conditions and solver options: the adjoint of a
+    self-adjoint linear step (a Jacobian equal to its adjoint) then reuses the
+    factorisation of the forward replays, and the other way round.
+    """
+    from ufl.algorithms.analysis import extract_coefficients
+
+    def make():
+        ksp, mat_type = direct_solver(block, block.function_space.mesh().comm)
+        return OperatorReuse(form, ksp, bcs, mat_type)
+
+    if extract_coefficients(form):
+        return make()
+    options = flatten_solver_parameters(block)
+    key = ("operator", form.signature(), tuple(id(c) for c in form.constants()),
+           solve_pattern_extra(block)[-1], tuple(sorted(options.items())))
+    return patterns.get_or_make(key, make)
+
+
+def adjoint_solve_operator(patterns: PatternCache, jacobian, adjoint_jacobian, block, bcs):
+    """The reused operator of a solve block's adjoint.
+
+    A Jacobian that reads only Constants and assembles to a matrix symmetric to round-off
+    (entries equal to 1e-14 of the largest row sum) is its own adjoint: the adjoint then
+    shares the forward replays' operator and factorisation (see :func:`solve_operator`).
+    """
+    from firedrake.petsc import PETSc
+    from ufl.algorithms.analysis import extract_coefficients
+
+    if not extract_coefficients(jacobian):
+        forward = solve_operator(patterns, jacobian, block, bcs)
+        forward.update()
+        matrix = forward.matrix.tensor.petscmat
+        if matrix.isSymmetric(1e-14 * matrix.norm(PETSc.NormType.INFINITY)):
+            return forward
+    return solve_operator(patterns, adjoint_jacobian, block, bcs)
 
 
 class OperatorReuse:
