@@ -19,6 +19,7 @@ from tests.helpers import (
     control_values,
     heat,
     heat_bc_switch,
+    heat_null_space,
     pairing,
     relative_error,
     true_derivative_fd,
@@ -116,53 +117,12 @@ def test_demos_tape_one_block_per_step(demo):
     assert fe_adjoint.stats()["reverse_steps"] >= 6
 
 
-def _neumann_heat_with_null_space(schedule, tmp_path):
-    """Heat with no Dirichlet condition, solved with a constant null space: fe_adjoint's
-    own solves would ignore the null space, so this solve must use pyadjoint's."""
-    from firedrake import (
-        Function,
-        FunctionSpace,
-        LinearVariationalProblem,
-        LinearVariationalSolver,
-        SpatialCoordinate,
-        TestFunction,
-        TrialFunction,
-        UnitSquareMesh,
-        VectorSpaceBasis,
-        assemble,
-        dx,
-        grad,
-        inner,
-    )
-    from firedrake.adjoint import Control, ReducedFunctional, pause_annotation
-
-    from tests.helpers import start
-
-    mesh = UnitSquareMesh(4, 4)
-    V = FunctionSpace(mesh, "CG", 1)
-    x, y = SpatialCoordinate(mesh)
-    m = Function(V).interpolate(x * x + y)
-    start(schedule, tmp_path, True)
-    u_old, u = Function(V).assign(m), Function(V)
-    v, w = TestFunction(V), TrialFunction(V)
-    solver = LinearVariationalSolver(
-        LinearVariationalProblem((w * v + 0.1 * inner(grad(w), grad(v))) * dx, u_old * v * dx, u),
-        nullspace=VectorSpaceBasis(constant=True, comm=mesh.comm),
-        solver_parameters={"ksp_type": "gmres", "pc_type": "ilu", "ksp_rtol": 1e-14})
-    J = 0.0
-    for _ in fe_adjoint.steps(N_STEPS):
-        solver.solve()
-        u_old.assign(u)
-        J += assemble(u_old**2 * dx)
-    pause_annotation()
-    return ReducedFunctional(J, Control(m)), m
-
-
 def test_solves_with_a_null_space_keep_pyadjoint_adjoints(tmp_path):
+    # fe_adjoint's own solves would ignore the null space: this solve must use pyadjoint's
     gradients = []
     for options in (uncoarsened(), nullcontext()):
         with options:
-            Jhat, m = _neumann_heat_with_null_space(SCHEDULES["revolve"](N_STEPS), tmp_path)
-        Jhat(m)
-        gradients.append(as_array(Jhat.derivative()).copy())
+            taped = heat_null_space(SCHEDULES["revolve"](N_STEPS), tmp_path)
+        taped.Jhat(taped.m)
+        gradients.append(as_array(taped.Jhat.derivative()).copy())
     assert relative_error(gradients[1], gradients[0]) <= 1e-10
