@@ -36,3 +36,26 @@ def test_disk_schedule_matches_serial_gradient(shared_dir):
     comm.barrier()
     leftovers = [names for _, _, names in os.walk(shared_dir) if names]
     assert leftovers == []
+
+
+@pytest.mark.parallel(nprocs=2)
+def test_hessian_trace_matches_serial(shared_dir):
+    from checkpoint_schedules import Revolve, SingleMemoryStorageSchedule
+    from mpi4py import MPI
+
+    import fe_adjoint
+    from tests.helpers import N_STEPS, reaction_diffusion
+
+    comm = MPI.COMM_WORLD
+    serial = reaction_diffusion(SingleMemoryStorageSchedule(), comm=MPI.COMM_SELF)
+    d = serial.direction
+    expected = fe_adjoint.hessian_trace(serial.Jhat, [d, d])
+    expected_estimate = fe_adjoint.hessian_trace(serial.Jhat, samples=4, seed=7)
+
+    taped = reaction_diffusion(Revolve(N_STEPS, 2), shared_dir, comm=comm)
+    d = taped.direction
+    assert abs(fe_adjoint.hessian_trace(taped.Jhat, [d, d]) - expected) <= 1e-10 * abs(expected)
+    estimate = fe_adjoint.hessian_trace(taped.Jhat, samples=4, seed=7)
+    # the same seed draws the same global directions on every rank, and as in serial
+    assert comm.allgather(estimate.value) == [estimate.value] * comm.size
+    assert abs(estimate.value - expected_estimate.value) <= 1e-10 * abs(expected_estimate.value)
