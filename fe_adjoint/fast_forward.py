@@ -11,7 +11,12 @@ per block pattern (see :mod:`fe_adjoint.patterns`):
 * an **assembled scalar** is one call of a cached assembler;
 * a **copy** ``u_old.assign(u)`` is one vector copy.
 
-Non-linear solves and everything else replay through pyadjoint (``block.recompute()``).
+* a **non-linear solve** (NonlinearVariationalSolver, Dirichlet conditions on the whole
+  space) replays through one Firedrake solver made once per pattern on placeholders, with
+  the block's solver parameters and initial guess: the same Newton iterations, without
+  re-deriving forms at every step.
+
+Everything else replays through pyadjoint (``block.recompute()``).
 """
 
 from __future__ import annotations
@@ -56,7 +61,21 @@ def _solve_rule(patterns, block):
     key = patterns.key("solve-forward", (block.lhs, block.rhs), inputs,
                        *solve_pattern_extra(block))
     pattern = patterns.get_or_make(key, lambda: _LinearSolve(patterns, block, inputs))
-    return pattern.solve(block, inputs) if pattern.linear else None
+    if pattern.linear:
+        return pattern.solve(block, inputs)
+    if not _newton_replayable(block):
+        return None
+    key = patterns.key("solve-forward-newton", (block.lhs, block.problem_J), inputs,
+                       *solve_pattern_extra(block))
+    return patterns.get_or_make(key, lambda: _NewtonSolve(block, inputs)).solve(block, inputs)
+
+
+def _newton_replayable(block) -> bool:
+    from firedrake import DirichletBC
+    from firedrake.adjoint_utils.blocks.solving import NonlinearVariationalSolveBlock
+
+    return type(block) is NonlinearVariationalSolveBlock and all(
+        isinstance(bc, DirichletBC) and not bc._indices for bc in block.bcs)
 
 
 def _assemble_rule(patterns, block):
@@ -148,5 +167,50 @@ class _LinearSolve:
             with self.unknown.dat.vec as u, self.correction.dat.vec_ro as du:
                 u.axpy(-1.0, du)
         result = firedrake.Function(self.space)
+        copy_values(result, self.unknown)
+        return result
+
+
+class _NewtonSolve:
+    """A non-linear solve replayed by one Firedrake solver made once per pattern.
+
+    The solver is built on placeholders with the block's solver parameters: the same
+    Newton iterations as pyadjoint's replay, without re-deriving forms at every step.
+    """
+
+    def __init__(self, block, inputs: FormInputs):
+        import firedrake
+        import ufl
+
+        V = block.function_space
+        self.placeholders = p = Placeholders(inputs)
+        self.unknown = firedrake.Function(V)
+        replace_map = {**p.replace_map, block.func: self.unknown}
+        self.boundary_values = [firedrake.Function(V) for _ in block.bcs]
+        bcs = [firedrake.DirichletBC(V, g, bc.sub_domain)
+               for bc, g in zip(block.bcs, self.boundary_values)]
+        J = None if block.problem_J is None else ufl.replace(block.problem_J, replace_map)
+        problem = firedrake.NonlinearVariationalProblem(
+            ufl.replace(block.lhs, replace_map), self.unknown, bcs=bcs, J=J)
+        parameters = dict(block.forward_kwargs.get("solver_parameters") or {})
+        self.solver = firedrake.NonlinearVariationalSolver(problem,
+                                                           solver_parameters=parameters)
+
+    def solve(self, block, inputs: FormInputs):
+        import firedrake
+        from pyadjoint.tape import stop_annotating
+
+        self.placeholders.load_values(inputs)
+        guess = next((bv for bv in block.get_dependencies() if bv.output is block.func), None)
+        if guess is None:
+            self.unknown.zero()
+        else:
+            copy_values(self.unknown, guess.saved_output)
+        for g, bc in zip(self.boundary_values, block._recover_bcs()):
+            g.zero()
+            bc.apply(g)
+        with stop_annotating():
+            self.solver.solve()
+        result = firedrake.Function(block.function_space)
         copy_values(result, self.unknown)
         return result
