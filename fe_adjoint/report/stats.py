@@ -76,10 +76,12 @@ def format_report(stats: dict) -> str:
         f"  reverse steps run : {stats['reverse_steps']}",
         f"  time forward      : {stats['seconds']['forward']:.3f} s",
         f"  time reverse      : {stats['seconds']['reverse']:.3f} s",
-        f"  trace solves      : {stats['linear_solves']['tangent']} tangent, "
-        f"{stats['linear_solves']['second_order']} second-order",
-        "  peak bytes        :  level   restart      adjoint",
     ]
+    solves = stats["linear_solves"]
+    if any(solves.values()):
+        lines.append(f"  trace solves      : {solves['tangent']} tangent, "
+                     f"{solves['second_order']} second-order")
+    lines.append("  peak bytes        :  level   restart      adjoint")
     for level, kinds in stats["peak_bytes"].items():
         lines.append(
             f"                       {level:<5} {kinds['restart']:>10,} {kinds['adjoint']:>12,}"
