@@ -25,6 +25,7 @@ from .patterns import (
     Placeholders,
     adjoint_solve_operator,
     axpy,
+    copied_function,
     copy_values,
     form_inputs,
     homogeneous_bcs,
@@ -100,15 +101,10 @@ def _by_pattern(patterns, block, inputs, kind, forms, extra, make, evaluate) -> 
 
 
 def _copy_rule(patterns, block) -> bool:
-    from firedrake import Function
-
+    source = copied_function(block)
+    if source is None:
+        return False
     out = block.get_outputs()[0]
-    if block.expr is not None or not isinstance(out.output, Function):
-        return False
-    (source,) = block.get_dependencies()
-    if not isinstance(source.output, Function) \
-            or source.output.function_space() != out.output.function_space():
-        return False
     if out.adj_value is not None and source.is_control_dependent:
         _add_adjoint(source, out.adj_value)
     return True

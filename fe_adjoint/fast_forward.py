@@ -26,6 +26,7 @@ from .patterns import (
     FormInputs,
     PatternCache,
     Placeholders,
+    copied_function,
     copy_values,
     form_inputs,
     homogeneous_bcs,
@@ -92,14 +93,11 @@ def _assemble_rule(patterns, block):
 def _copy_rule(patterns, block):
     from firedrake import Function
 
-    out = block.get_outputs()[0]
-    deps = block.get_dependencies()
-    if block.expr is not None or len(deps) != 1 or not isinstance(out.output, Function) \
-            or not isinstance(deps[0].output, Function) \
-            or deps[0].output.function_space() != out.output.function_space():
+    source = copied_function(block)
+    if source is None:
         return None
-    value = Function(out.output.function_space())
-    copy_values(value, deps[0].saved_output)
+    value = Function(source.output.function_space())
+    copy_values(value, source.saved_output)
     return value
 
 

@@ -209,6 +209,19 @@ def solve_into(ksp, bcs, rhs, solution):
     return solution
 
 
+def copied_function(block):
+    """The source of ``u.assign(v)`` between Functions of one space; None for any other block."""
+    from firedrake import Function
+
+    deps = block.get_dependencies()
+    out = block.get_outputs()[0].output
+    if block.expr is not None or len(deps) != 1 or not isinstance(out, Function) \
+            or not isinstance(deps[0].output, Function) \
+            or deps[0].output.function_space() != out.function_space():
+        return None
+    return deps[0]
+
+
 def copy_values(target, source) -> None:
     """Copy a Function's values into another of the same space (PETSc, no generated kernel)."""
     with source.dat.vec_ro as s, target.dat.vec_wo as t:
