@@ -28,10 +28,12 @@ from typing import Any
 
 from .errors import ConfigurationError
 from .patterns import (
+    Assembly,
     FormInputs,
     PatternCache,
     Placeholders,
     axpy,
+    copy_values,
     form_inputs,
     homogeneous_bcs,
     is_zero,
@@ -76,7 +78,7 @@ class CollapsedPropagator:
 
     def seed(self, bv, directions: list) -> None:
         """Give a control's block variable its R directions (second-order tangent zero)."""
-        self.jets[bv] = Jet(list(directions))
+        self.jets[bv] = Jet([_like(bv.output, d) for d in directions])
         self.kept.add(bv)
 
     def keep(self, bv) -> None:
@@ -138,11 +140,11 @@ def _assemble_rule(propagator, block, active) -> None:
         )
     inputs = form_inputs(block, active)
     key = propagator.patterns.key("assemble", (block.form,), inputs)
-    pattern = propagator.patterns.get_or_make(key, lambda: _ExpressionPattern(block.form, inputs))
+    pattern = propagator.patterns.get_or_make(
+        key, lambda: _ExpressionPattern(block.form, inputs, _scalar_evaluator))
     jets = [propagator.jets[bv] for bv in inputs.active]
     out = block.get_outputs()[0]
-    propagator.jets[out] = pattern.propagate(inputs, jets, propagator.n_directions,
-                                             evaluate=_assemble_scalar)
+    propagator.jets[out] = pattern.propagate(inputs, jets, propagator.n_directions)
 
 
 def _assign_rule(propagator, block, active) -> None:
@@ -153,13 +155,13 @@ def _assign_rule(propagator, block, active) -> None:
                                    None if jet.second is None else _like(out.output, jet.second))
         return
     inputs = form_inputs(block, active)
-    key = propagator.patterns.key("assign", (block.expr,), inputs)
-    pattern = propagator.patterns.get_or_make(key, lambda: _ExpressionPattern(block.expr, inputs))
-    jets = [propagator.jets[bv] for bv in inputs.active]
     space = out.output.function_space()
-    propagator.jets[out] = pattern.propagate(
-        inputs, jets, propagator.n_directions, evaluate=lambda e: _assign_into(space, e)
-    )
+    key = propagator.patterns.key("assign", (block.expr,), inputs, id(space))
+    pattern = propagator.patterns.get_or_make(
+        key, lambda: _ExpressionPattern(block.expr, inputs,
+                                        lambda e: (lambda: _assign_into(space, e))))
+    jets = [propagator.jets[bv] for bv in inputs.active]
+    propagator.jets[out] = pattern.propagate(inputs, jets, propagator.n_directions)
 
 
 def _float_rule(propagator, block, active) -> None:
@@ -210,30 +212,35 @@ def _directional(expression, variables, directions):
 
 
 class _ExpressionPattern:
-    """Jets of ``y = f(x)`` for an assembled form or a pointwise expression ``f``."""
+    """Jets of ``y = f(x)`` for an assembled form or a pointwise expression ``f``.
 
-    def __init__(self, expression, inputs: FormInputs):
+    ``evaluator(expression)`` makes, once, a callable giving the expression's value.
+    """
+
+    def __init__(self, expression, inputs: FormInputs, evaluator):
         import ufl
 
         self.placeholders = p = Placeholders(inputs, tangents=True)
         f = ufl.replace(expression, p.replace_map)
         first = _directional(f, p.active, p.first)
-        self.first = first
-        self.curvature = None if is_zero(first) else _directional(first, p.active, p.first)
-        self.second = _directional(f, p.active, p.second)
+        self.first = evaluator(first)
+        curvature = None if is_zero(first) else _directional(first, p.active, p.first)
+        self.curvature = None if curvature is None or is_zero(curvature) \
+            else evaluator(curvature)
+        self.second = evaluator(_directional(f, p.active, p.second))
 
-    def propagate(self, inputs, jets, n_directions: int, evaluate) -> Jet:
+    def propagate(self, inputs, jets, n_directions: int) -> Jet:
         p = self.placeholders
         p.load_values(inputs)
         first = []
         second = None
         for r in range(n_directions):
             p.load_first(jets, r)
-            first.append(evaluate(self.first))
-            if self.curvature is not None and not is_zero(self.curvature):
-                second = _add(second, evaluate(self.curvature))
+            first.append(self.first())
+            if self.curvature is not None:
+                second = _add(second, self.curvature())
         if p.load_second(jets):
-            second = _add(second, evaluate(self.second))
+            second = _add(second, self.second())
         return Jet(first, second)
 
 
@@ -252,11 +259,11 @@ class _SolvePattern:
         self.jacobian = ufl.algorithms.expand_derivatives(
             firedrake.derivative(F, self.unknown, firedrake.TrialFunction(V)))
         input_change = _directional(F, p.active, p.first)
-        self.first_rhs = -input_change
+        self.first_rhs = Assembly(-input_change)
         change = _directional(F, [self.unknown], [self.unknown_direction]) + input_change
-        self.curvature = _directional(
-            change, [self.unknown, *p.active], [self.unknown_direction, *p.first])
-        self.second_rhs = -_directional(F, p.active, p.second)
+        self.curvature = Assembly(_directional(
+            change, [self.unknown, *p.active], [self.unknown_direction, *p.first]))
+        self.second_rhs = Assembly(-_directional(F, p.active, p.second))
         self.bcs = homogeneous_bcs(block)
         self.operator = solve_operator(patterns, self.jacobian, block, self.bcs)
 
@@ -265,21 +272,21 @@ class _SolvePattern:
 
         p = self.placeholders
         p.load_values(inputs)
-        self.unknown.assign(out_value)
+        copy_values(self.unknown, out_value)
         self.operator.update()  # if it changed: re-assembled, refactorised at the first solve
         first = []
         for r in range(n_directions):
             p.load_first(jets, r)
-            first.append(self._solve(firedrake.assemble(self.first_rhs)))
+            first.append(self._solve(self._rhs(self.first_rhs)))
             counter["tangent"] += 1
         rhs = None
         if p.load_second(jets):
-            rhs = firedrake.assemble(self.second_rhs)
-        if not is_zero(self.curvature):
+            rhs = self._rhs(self.second_rhs)
+        if self.curvature.rank is not None:
             for r in range(n_directions):
                 p.load_first(jets, r)
-                self.unknown_direction.assign(first[r])
-                curvature = firedrake.assemble(self.curvature)
+                copy_values(self.unknown_direction, first[r])
+                curvature = self.curvature()
                 if rhs is None:
                     rhs = firedrake.Cofunction(curvature.function_space())
                 axpy(rhs, -1.0, curvature)
@@ -288,6 +295,16 @@ class _SolvePattern:
         counter["second_order"] += 1
         return Jet(first, self._solve(rhs))
 
+    def _rhs(self, assembly):
+        """A fresh copy of ``assembly``'s value (its tensor is reused by the next call)."""
+        import firedrake
+
+        rhs = firedrake.Cofunction(self.space.dual())
+        value = assembly()
+        if value is not None:
+            copy_values(rhs, value)
+        return rhs
+
     def _solve(self, rhs):
         import firedrake
 
@@ -295,10 +312,9 @@ class _SolvePattern:
 
 
 # -- values --------------------------------------------------------------------------------
-def _assemble_scalar(form) -> float:
-    import firedrake
-
-    return float(firedrake.assemble(form)) if not is_zero(form) else 0.0
+def _scalar_evaluator(form):
+    assembly = Assembly(form)
+    return lambda: assembly() or 0.0  # a vanished form is 0
 
 
 def _assign_into(space, expression):
@@ -311,11 +327,14 @@ def _assign_into(space, expression):
 
 
 def _like(target, value):
-    """``value`` as a value of ``target``'s kind (a copy into a Function broadcasts)."""
+    """``value`` as a value of ``target``'s kind.
+
+    A number or an expression given for a Function becomes a Function of its space.
+    """
     import firedrake
 
     if isinstance(target, firedrake.Function) and not isinstance(value, firedrake.Function):
-        return firedrake.Function(target.function_space()).assign(float(value))
+        return firedrake.Function(target.function_space()).assign(value)
     return value
 
 

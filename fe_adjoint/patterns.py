@@ -114,7 +114,7 @@ class Placeholders:
 
     def load_first(self, jets, r: int) -> None:
         for c, jet in zip(self.first, jets):
-            c.assign(jet.first[r])
+            copy_values(c, jet.first[r])
 
     def load_second(self, jets) -> bool:
         """Load the inputs' second-order tangents; False if all are zero."""
@@ -122,7 +122,7 @@ class Placeholders:
             if jet.second is None:
                 c.zero()
             else:
-                c.assign(jet.second)
+                copy_values(c, jet.second)
         return any(jet.second is not None for jet in jets)
 
 
