@@ -12,11 +12,11 @@ tape block whose adjoint reuses derived forms and factorisations. ``Jhat.tlm`` a
 forward sweep.
 """
 
+from .checkpointing.schedules import SCHEDULE_NAMES, schedule_by_name
 from .errors import ConfigurationError, FeAdjointError, ScheduleError, StorageError
 from .info import info
-from .schedules import SCHEDULE_NAMES, schedule_by_name
-from .tape import enable_checkpointing, report, stats, steps
-from .trace import TraceEstimate, hessian_trace
+from .second_order.trace import TraceEstimate, hessian_trace
+from .tape.session import enable_checkpointing, report, stats, steps
 
 __version__ = "0.1.0"
 

@@ -7,7 +7,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from ..storage.base import DataKind
+from ..checkpointing.storage.base import DataKind
 
 
 @dataclass
@@ -25,6 +25,8 @@ class RunStats:
     linear_solves: dict[str, int] = field(
         default_factory=lambda: {"tangent": 0, "second_order": 0})
     trace_peak_jets: int = 0
+    captured_inputs: int = 0  # values read from outside the tape, held for its life
+    captured_bytes: int = 0
     progress_every: int | None = None
 
     @contextmanager
@@ -65,6 +67,8 @@ class RunStats:
             "seconds": dict(self.seconds),
             "linear_solves": dict(self.linear_solves),
             "trace_peak_jets": self.trace_peak_jets,
+            "captured_inputs": self.captured_inputs,
+            "captured_bytes": self.captured_bytes,
         }
 
 
@@ -81,6 +85,8 @@ def format_report(stats: dict) -> str:
     if any(solves.values()):
         lines.append(f"  trace solves      : {solves['tangent']} tangent, "
                      f"{solves['second_order']} second-order")
+    lines.append(f"  captured inputs   : {stats['captured_inputs']} values, "
+                 f"{stats['captured_bytes']:,} bytes (read from outside the tape, kept)")
     lines.append("  peak bytes        :  level   restart      adjoint")
     for level, kinds in stats["peak_bytes"].items():
         lines.append(

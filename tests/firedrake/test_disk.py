@@ -72,7 +72,7 @@ def test_full_disk_is_reported_and_leaves_no_file(tmp_path, monkeypatch):
 
     import h5py
 
-    from fe_adjoint.storage import disk
+    from fe_adjoint.checkpointing.storage import disk
 
     class FullFile(h5py.File):
         def create_dataset(self, *args, **kwargs):

@@ -59,3 +59,25 @@ def test_hessian_trace_matches_serial(shared_dir):
     # the same seed draws the same global directions on every rank, and as in serial
     assert comm.allgather(estimate.value) == [estimate.value] * comm.size
     assert abs(estimate.value - expected_estimate.value) <= 1e-10 * abs(expected_estimate.value)
+
+
+@pytest.mark.parallel(nprocs=2)
+def test_operations_taped_after_the_functional_on_one_rank_do_not_hang(shared_dir):
+    from checkpoint_schedules import MixedCheckpointSchedule, SingleMemoryStorageSchedule, \
+        StorageType
+    from firedrake.adjoint import continue_annotation, pause_annotation
+    from mpi4py import MPI
+
+    from tests.helpers import N_STEPS, as_array, reaction_diffusion, relative_error
+
+    comm = MPI.COMM_WORLD
+    serial = reaction_diffusion(SingleMemoryStorageSchedule(), comm=MPI.COMM_SELF)
+    expected = as_array(serial.Jhat.derivative()).copy()
+    taped = reaction_diffusion(
+        MixedCheckpointSchedule(N_STEPS, 2, storage=StorageType.DISK), shared_dir, comm=comm)
+    continue_annotation()
+    if comm.rank == 0:  # e.g. an ensemble's reduction of AdjFloats, taped on one rank
+        taped.Jhat.functional * 2.0
+    assert relative_error(taped.Jhat.derivative(), expected) <= 1e-10
+    assert float(taped.Jhat(taped.m)) == pytest.approx(float(serial.Jhat.functional), rel=1e-12)
+    pause_annotation()

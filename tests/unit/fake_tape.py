@@ -5,8 +5,8 @@ J_{n+1} = J_n + u_{n+1}**2. Keys are tuples; a read of a value that is not
 held raises, so a driver that frees too early fails loudly.
 """
 
-from fe_adjoint.classify import BlockRecord, IndexedKeys, TapeIndex
-from fe_adjoint.storage.base import ValueCodec
+from fe_adjoint.checkpointing.classify import BlockRecord, IndexedKeys, TapeIndex
+from fe_adjoint.checkpointing.storage.base import ValueCodec
 
 
 class FloatCodec(ValueCodec):

@@ -5,9 +5,9 @@ import copy
 import pytest
 from checkpoint_schedules import MixedCheckpointSchedule, Revolve, StorageType
 
-from fe_adjoint.driver import StepDriver
+from fe_adjoint.checkpointing.driver import StepDriver
+from fe_adjoint.checkpointing.storage import RamStorage
 from fe_adjoint.errors import ScheduleError
-from fe_adjoint.storage import RamStorage
 from tests.helpers import SCHEDULES, dry_run_forward_steps
 
 from .fake_tape import FloatCodec, RecurrenceModel, exact

@@ -56,9 +56,13 @@ def _relevant(block, inputs: FormInputs) -> list | None:
     None if pyadjoint must differentiate the block (its mesh or a boundary condition
     depends on the controls).
     """
+    from firedrake import Cofunction
+
     wanted = [bv for bv in block.get_dependencies() if bv.is_control_dependent]
     if any(bv not in inputs.all and not _is_initial_guess(block, bv) for bv in wanted):
         return None
+    if any(isinstance(bv.output, Cofunction) for bv in wanted):
+        return None  # a derivative with respect to a Cofunction term: pyadjoint's
     return [bv for bv in inputs.all if bv in wanted]
 
 

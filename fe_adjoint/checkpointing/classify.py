@@ -1,13 +1,37 @@
-"""Per-step data classes of a taped run: restart data, adjoint data and step-invariant data.
+"""The classification contract: which data of a taped run is held where, and for how long.
 
-No Firedrake import: a step is a list of :class:`BlockRecord` (the keys a block
-reads, the keys it writes, the keys its adjoint reads), and keys are opaque.
+This is the one place the contract is written down; the driver, the step model and
+the storage levels rely on it. No Firedrake import: a step is a list of
+:class:`BlockRecord` (the keys a block's forward reads, the keys it writes, the keys
+its adjoint reads), and keys are opaque.
 
-* A key nobody on the tape produced is **step-invariant** (a mesh, a control,
-  a Constant set before taping): it is held once, for the life of the tape.
-* The **restart data** of step ``n`` are the keys produced before ``n`` and read
-  at or after ``n``.
-* The **adjoint data** of step ``n`` are the keys its blocks' adjoints read.
+What a key is
+    A value of the run. On a pyadjoint tape: a ``BlockVariable`` written by a block of
+    this tape (a *tape value*), or a captured input (:mod:`fe_adjoint.tape.reads`): a
+    value read from outside the tape -- created before taping, changed outside it, or a
+    dependency shared with another tape -- copied when the reading block was taped.
+    The reads of a block are everything its forward reads: its dependencies *and* the
+    objects it reads live (Constants of its forms, boundary values).
+
+Step-invariant data
+    Keys no block of this tape writes (captured inputs, the mesh), and keys the caller
+    asks to keep (:meth:`TapeIndex.keep`: the functional and the last step's results,
+    controls made by taped operations, boundary conditions, whose value is a reference).
+    Held once, for the life of the tape; never stored in a checkpoint slot.
+
+Restart data of step ``n``
+    Keys written before step ``n`` and read at or after it: what restarts the forward
+    at ``n``. Written to a slot when the schedule says ``Forward(n, ..., write_ics)``.
+
+Adjoint data of step ``n``
+    Keys the adjoints of step ``n``'s blocks read (derived from the first derivatives
+    of each block's form, :func:`fe_adjoint.steps.rules.adjoint_reads`). Written when
+    the schedule says ``write_adj_deps``.
+
+Guarantee
+    Before a block runs (forward, adjoint, tangent) every key it reads is held, or the
+    step model raises a :class:`~fe_adjoint.errors.StorageError` naming the step and
+    the key: no block ever falls back to a live value.
 """
 
 from __future__ import annotations
@@ -51,6 +75,11 @@ class TapeIndex:
                 self._last_read[key] = n
             for key in record.writes:
                 self._producer.setdefault(key, n)
+        self._restart = None
+
+    def keep(self, keys) -> None:
+        """Hold ``keys`` for the life of the tape (they become step-invariant)."""
+        self.kept.update(keys)
         self._restart = None
 
     def last_read(self, key: Key) -> int:

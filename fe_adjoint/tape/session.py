@@ -1,15 +1,10 @@
-"""Installs fe_adjoint on a pyadjoint tape: step boundaries, taping, replays and the adjoint.
+"""The fe_adjoint session of a tape: step boundaries, taping, replays and the adjoint.
 
-pyadjoint lets one object per tape drive checkpointed runs: the tape calls
-``tape._checkpoint_manager.end_timestep``, ``.recompute`` and ``.evaluate_adj``,
-and ``Tape.enable_checkpointing`` always builds pyadjoint's own
-``CheckpointManager``. pyadjoint offers no public hook to supply another, so
-this module -- and only this module -- sets that attribute, together with
-``tape._eagerly_checkpoint_outputs`` (every value of a step is captured while it
-is taped, so the driver can store exactly what each step needs). Everything
-else goes through pyadjoint's documented hooks: a :class:`TapePackageData`
-under ``tape._package_data["fe_adjoint"]`` frees checkpoint files when the tape
-is cleared.
+One :class:`CheckpointingSession` per tape owns the step model, the storage levels and
+the schedule driver; :mod:`fe_adjoint.tape.hooks` plugs it into pyadjoint. Every pass
+(``Jhat(m)``, ``derivative``, ``tlm``, ``hessian``) first learns the pass's controls and
+runs inside a :class:`~fe_adjoint.tape.reads.LiveState`, so the live objects a replay
+sets (a time Constant, a boundary value) are what the script left afterwards.
 """
 
 from __future__ import annotations
@@ -22,19 +17,19 @@ from checkpoint_schedules import StorageType
 from pyadjoint.adjfloat import AdjFloat
 from pyadjoint.tape import TapePackageData, get_working_tape, stop_annotating
 
+from ..checkpointing.driver import StepDriver
+from ..checkpointing.step_model import PyadjointStepModel
+from ..checkpointing.storage import RamStorage
+from ..checkpointing.storage.disk import DiskStorage
+from ..checkpointing.values import FiredrakeValueCodec
+from ..errors import ConfigurationError, ScheduleError
+from ..report.stats import format_report
+from ..steps.adjoint import FastAdjoint
+from ..steps.forward import FastForward
+from ..steps.patterns import PatternCache
 from .coarse import fuse_step, refine_control_dependence
-from .driver import StepDriver
-from .errors import ConfigurationError, ScheduleError
-from .fast_adjoint import FastAdjoint
-from .fast_forward import FastForward
-from .patterns import PatternCache
-from .report.stats import format_report
-from .second_order import PACKAGE_KEY
-from .second_order import install as install_second_order
-from .step_model import PyadjointStepModel
-from .storage import RamStorage
-from .storage.disk import DiskStorage
-from .values import FiredrakeValueCodec
+from .hooks import attach, session_of
+from .reads import LiveState, ReadTracker
 
 
 class CheckpointingSession(TapePackageData):
@@ -46,9 +41,11 @@ class CheckpointingSession(TapePackageData):
         self.codec = FiredrakeValueCodec()
         self.coarsen = coarsen
         self.patterns = PatternCache()  # derived forms, matrices and solvers by pattern
+        self.reads = ReadTracker()
         self.model = PyadjointStepModel(
-            tape, self.codec, FastAdjoint(self.patterns) if coarsen else None,
+            tape, self.codec, self.reads, FastAdjoint(self.patterns) if coarsen else None,
             FastForward(self.patterns) if coarsen else None)
+        self._variables = None  # every BlockVariable of the taped run, once taping ended
         self.disk_dir = os.fspath(disk_dir) if disk_dir is not None else tempfile.gettempdir()
         if comm is None:
             from mpi4py import MPI
@@ -66,42 +63,77 @@ class CheckpointingSession(TapePackageData):
         return DiskStorage(self.codec, self.disk_dir, self.comm)
 
     # -- the interface pyadjoint's tape calls ------------------------------------------------
+    def block_added(self, block) -> None:
+        """Note what ``block`` reads, before it runs (blocks taped after the run are ignored)."""
+        if self.driver.taping:
+            self.reads.block_added(block)
+
+    def output_added(self, block, bv) -> None:
+        """Note the value ``block`` has just written to ``bv``."""
+        if self.driver.taping:
+            self.reads.output_added(block, bv)
+
     def end_timestep(self, timestep: int) -> None:
         """Close taped step ``timestep`` and open the next one."""
         with stop_annotating():
-            self._close_step(timestep)
+            self.reads.check_step()
+            self._close_step(timestep, len(self.tape.timesteps[timestep]))
             self.driver.taped_step(timestep)
+            self.model.release_superseded()
         self.tape.get_blocks().append_step()
 
-    def _close_step(self, n: int) -> None:
-        self.model.index_step(n)
+    def _close_step(self, n: int, count: int) -> None:
+        self.model.index_step(n, self.tape.timesteps[n][:count])
         if self.coarsen:
-            fuse_step(self.tape, n)
+            fuse_step(self.tape, n, count)
 
-    def end_taping(self) -> None:
-        """Close the last taped step and finish the schedule's forward part."""
-        if self.driver.taping:
-            with stop_annotating():
-                last = len(self.tape.timesteps) - 1
-                self._close_step(last)
-                # The last step's outputs are the run's results (the functional among them).
-                self.model.keep(bv for block in self.model.blocks[last]
-                                for bv in block.get_outputs())
-                self.driver.finish_taping()
-            self._taped_blocks = len(self.tape.get_blocks())
-        elif len(self.tape.get_blocks()) != self._taped_blocks:
-            raise ScheduleError(
-                f"{len(self.tape.get_blocks()) - self._taped_blocks} operations were taped after "
-                "the functional was first evaluated or differentiated; call pause_annotation() "
-                "right after the time loop"
-            )
+    def end_taping(self, functional=None) -> None:
+        """Close the last taped step and finish the schedule's forward part.
+
+        Blocks of the last step taped after ``functional`` (a BlockVariable) cannot change
+        it: like the blocks taped after this call, they are not part of the run.
+        """
+        if not self.driver.taping:
+            return
+        with stop_annotating():
+            self.reads.check_step()
+            last = len(self.tape.timesteps) - 1
+            blocks = self.tape.timesteps[last]
+            count = next((i + 1 for i in range(len(blocks) - 1, -1, -1)
+                          if functional in blocks[i].get_outputs()), len(blocks))
+            self._close_step(last, count)
+            # The last step's outputs are the run's results (the functional among them).
+            self.model.keep(bv for block in self.model.blocks[last]
+                            for bv in block.get_outputs())
+            self.driver.finish_taping()
+            self.model.end_taping()
+        inputs = self.reads.inputs
+        self.driver.stats.captured_inputs = len(inputs.values)
+        self.driver.stats.captured_bytes = inputs.nbytes(self.codec)
+        self._variables = list({bv: None for blocks in self.model.blocks for block in blocks
+                                for bv in (*block.get_dependencies(), *block.get_outputs())})
+
+    def begin_pass(self, controls, given: bool = False, markings: bool = False) -> LiveState:
+        """Start a pass with ``controls`` (see ``PyadjointStepModel.adopt_controls``).
+
+        ``markings``: the pass evaluates only what depends on the controls; mark it
+        operation by operation.
+        """
+        self.model.adopt_controls(controls, given)
+        if markings:
+            refine_control_dependence(self.model.blocks, self.model.controls)
+        return LiveState(self.reads.plans.values())
+
+    def _marked_controls(self):
+        return [bv for bv in self._variables if bv.is_control]
 
     def recompute(self, functional=None) -> None:
         """Re-run the forward at the controls' current values."""
-        self.end_taping()
+        self.end_taping(None if functional is None else functional.block_variable)
         if functional is not None:
             self.model.keep([functional.block_variable])
-        self.driver.forward()
+        with self.begin_pass(self._marked_controls(), given=True):
+            self.driver.forward()
 
     def evaluate_adj(self, last_block=0, markings=False) -> None:
         """Run the adjoint, replaying the forward where the schedule needs it."""
@@ -109,22 +141,26 @@ class CheckpointingSession(TapePackageData):
             raise ConfigurationError(
                 f"fe_adjoint evaluates the whole tape's adjoint; got last_block={last_block}"
             )
-        self.end_taping()
-        if markings and self.coarsen:
-            refine_control_dependence(self.model.blocks)
-        self.driver.reverse(markings)
+        if self.driver.taping:
+            last = self.tape.timesteps[-1]
+            seeded = (bv for block in last for bv in block.get_outputs()
+                      if bv.adj_value is not None)
+            self.end_taping(next(seeded, None))
+        with self.begin_pass(self._marked_controls(), markings=markings):
+            self.driver.reverse(markings)
 
     def evaluate_tlm(self, markings=False) -> None:
-        """Propagate the controls' tangents through one forward sweep (see second_order)."""
+        """Propagate the controls' tangents through one forward sweep (see hooks)."""
         self.end_taping()
-        with stop_annotating(), self.model.tangent_mode():
+        seeded = [bv for bv in self._variables if bv.tlm_value is not None]
+        with stop_annotating(), self.begin_pass(seeded, markings=markings), \
+                self.model.tangent_mode():
             self.driver.sweep()
 
     def evaluate_hessian(self, markings=False) -> None:
         """Run the schedule with tangents, then the adjoint and second-order adjoint."""
         self.end_taping()
-        seeds = [bv for block in self.tape.get_blocks() for bv in block.get_outputs()
-                 if bv.hessian_value is not None]
+        seeds = [bv for bv in self._variables if bv.hessian_value is not None]
         self.tape.reset_variables(("adjoint",))
         for bv in seeds:  # the functional: adjoint seed 1, as derivative() would use
             if not isinstance(bv.output, AdjFloat):
@@ -133,13 +169,16 @@ class CheckpointingSession(TapePackageData):
                     f"got {type(bv.output).__name__}"
                 )
             bv.adj_value = AdjFloat(1.0)
-        with stop_annotating(), self.model.tangent_mode(second_order=True):
+        # The controls are those the tangent-linear pass before this one was seeded at.
+        with stop_annotating(), self.begin_pass(self.model.controls, markings=markings), \
+                self.model.tangent_mode(second_order=True):
             self.driver.forward()
             self.driver.reverse(markings)
 
     # -- TapePackageData -------------------------------------------------------------------
     def clear(self) -> None:
         self.patterns.clear()
+        self.reads.clear()
         self.driver.close()
         for level in self.driver.levels.values():
             if isinstance(level, DiskStorage):
@@ -190,7 +229,7 @@ def enable_checkpointing(
     coarsen
         Put each time step on the tape as one block and evaluate its adjoint through
         forms derived once per pattern, reusing assembled operators and factorisations
-        (see :mod:`fe_adjoint.coarse`); ``False`` keeps pyadjoint's blocks and adjoints.
+        (see :mod:`fe_adjoint.tape.coarse`); ``False`` keeps pyadjoint's blocks and adjoints.
 
     Returns
     -------
@@ -216,24 +255,16 @@ def enable_checkpointing(
         )
     if getattr(schedule, "is_running", False):
         raise ConfigurationError("the schedule has already been used; pass a new schedule")
-    old = tape._package_data.pop(PACKAGE_KEY, None)
-    if old is not None:
-        old.clear()
-    install_second_order()
     session = CheckpointingSession(tape, schedule, disk_dir, progress_every=progress_every,
                                    coarsen=coarsen)
-    tape._package_data[PACKAGE_KEY] = session
-    tape._checkpoint_manager = session
-    tape._eagerly_checkpoint_outputs = True
-    tape.latest_checkpoint = float("inf")
-    tape.get_blocks().append_step()
+    attach(tape, session)
     return session
 
 
-def session(tape=None) -> CheckpointingSession:
+def get_session(tape=None) -> CheckpointingSession:
     """The fe_adjoint session of ``tape`` (default: the working tape)."""
     tape = tape or get_working_tape()
-    found = tape._package_data.get(PACKAGE_KEY)
+    found = session_of(tape)
     if found is None:
         raise ConfigurationError(
             "fe_adjoint checkpointing is not enabled on this tape; call "
@@ -250,7 +281,7 @@ def steps(n: int | None = None):
     n
         The number of steps; ``None`` for online schedules (leave the loop with ``break``).
     """
-    current = session()
+    current = get_session()
     max_n = current.driver.max_n
     if n is not None and max_n is not None and n != max_n:
         raise ScheduleError(
@@ -262,7 +293,7 @@ def steps(n: int | None = None):
 
 def stats() -> dict:
     """Counters of the working tape's checkpointing: steps run, peak bytes, time per phase."""
-    return session().driver.stats.as_dict()
+    return get_session().driver.stats.as_dict()
 
 
 def report() -> str:

@@ -1,11 +1,7 @@
-"""What a Firedrake block reads beyond its listed dependencies, and what its adjoint reads.
+"""What kind of operation a Firedrake block is, and what its adjoint reads.
 
-Hidden reads
-    Firedrake's solve and assemble blocks list the Functions of their forms as
-    dependencies but not the Constants: a Constant re-assigned every step (a
-    time ``t``) is read live. :func:`hidden_constants` finds them; the step
-    model treats their taped values as dependencies and sets them before the
-    block runs.
+What a block's forward reads (its dependencies and the objects it reads live) is
+found when it is taped, by :mod:`fe_adjoint.tape.reads`.
 
 Adjoint reads
     The adjoint of a block reads only the values that appear in the first
@@ -20,27 +16,6 @@ Adjoint reads
 from __future__ import annotations
 
 from functools import lru_cache
-
-
-def hidden_constants(block) -> tuple:
-    """Constants appearing in a block's forms or expressions, in a stable order."""
-    from firedrake import Constant
-    from ufl.algorithms.analysis import extract_type
-
-    found = {}
-    for expression in _expressions(block):
-        for constant in extract_type(expression, Constant):
-            found.setdefault(id(constant), constant)
-    return tuple(found.values())
-
-
-def _expressions(block):
-    import ufl
-
-    for name in ("lhs", "rhs", "form", "expr", "problem_J"):
-        value = getattr(block, name, None)
-        if isinstance(value, (ufl.form.BaseForm, ufl.core.expr.Expr)):
-            yield value
 
 
 def shed_assembler(block) -> None:
@@ -76,9 +51,18 @@ def block_kind(cls) -> str:
 
 
 def adjoint_reads(block, reads: tuple, writes: tuple) -> tuple:
-    """The keys (BlockVariables) the adjoint of ``block`` reads."""
-    from firedrake import Function
+    """The keys the adjoint of ``block`` reads, of ``reads`` (the keys its forward reads).
 
+    Captured inputs (keys that are no BlockVariable) are always kept: they are held for
+    the life of the tape anyway.
+    """
+    from firedrake import Function
+    from pyadjoint.block_variable import BlockVariable
+
+    captured = tuple(key for key in reads if not isinstance(key, BlockVariable))
+    if captured:
+        reads = tuple(key for key in reads if isinstance(key, BlockVariable))
+        return (*captured, *adjoint_reads(block, reads, writes))
     kind = block_kind(type(block))
     if kind == "constant" or (kind == "assign" and block.expr is None):
         return ()  # the adjoint of a copy passes its input through

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 
 def _table() -> dict[str, Callable]:

@@ -133,7 +133,7 @@ class StorageLevel(ABC):
         try:
             return self._slots[step]
         except KeyError:
-            from ..errors import StorageError
+            from ...errors import StorageError
 
             raise StorageError(
                 f"no checkpoint for step {step} on {self.name}; the schedule asked to read "

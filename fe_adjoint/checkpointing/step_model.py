@@ -17,11 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from pyadjoint.tape import stop_annotating
-
-from . import rules
+from ..errors import StorageError
+from ..steps import rules
 from .classify import BlockRecord, IndexedKeys, TapeIndex
-from .errors import StorageError
 
 
 @dataclass(frozen=True)
@@ -39,9 +37,10 @@ class PyadjointStepModel(IndexedKeys):
     ``second_order`` the reverse of a block also evaluates its Hessian component.
     """
 
-    def __init__(self, tape, codec, adjoint=None, forward=None):
+    def __init__(self, tape, codec, reads, adjoint=None, forward=None):
         self.tape = tape
         self.codec = codec
+        self.reads = reads  # the tape's ReadTracker: each block's ReadPlan, captured inputs
         self.adjoint = adjoint  # a FastAdjoint, or None for pyadjoint's block adjoints
         self.forward = forward  # a FastForward, or None for pyadjoint's recompute
         self.blocks: list[list] = []  # the operations of each step
@@ -49,37 +48,30 @@ class PyadjointStepModel(IndexedKeys):
         self.second_order = False
         self.observer = None  # see observed()
         self.index = TapeIndex()
-        self._hidden: dict[int, tuple] = {}  # id(block) -> ((Constant, BlockVariable), ...)
-        self._latest: dict[int, Any] = {}  # id(live object) -> its newest BlockVariable
+        self.controls: set = set()  # the controls of the current pass: never recomputed
+        self.taping = True
+        self._deferred: set = set()  # values released while taping, still their object's own
 
     # -- indexing --------------------------------------------------------------------------
-    def index_step(self, n: int) -> None:
-        """Classify the blocks of taped step ``n``; steps are indexed in order."""
+    def index_step(self, n: int, blocks) -> None:
+        """Classify ``blocks``, the operations of taped step ``n``; steps are indexed in order."""
         assert n == self.index.n_steps, (n, self.index.n_steps)
         records = []
-        self.blocks.append(list(self.tape.timesteps[n]))
+        self.blocks.append(list(blocks))
         for block in self.blocks[n]:
             rules.shed_assembler(block)
-            hidden = tuple(
-                (constant, self._latest[id(constant)])
-                for constant in rules.hidden_constants(block)
-                if id(constant) in self._latest
-            )
-            if hidden:
-                self._hidden[id(block)] = hidden
-            reads = (*block.get_dependencies(), *(bv for _, bv in hidden))
+            plan = self.reads.plans[id(block)]
             writes = tuple(block.get_outputs())
-            records.append(BlockRecord(reads, writes, rules.adjoint_reads(block, reads, writes)))
-            for bv in writes:
-                self._latest[id(bv.output)] = bv
-            # Values pyadjoint does not checkpoint (a DirichletBC with a float value) are
-            # immutable: their live object is their value for the life of the tape.
-            self.index.kept.update(bv for bv in (*reads, *writes) if bv.checkpoint is None)
+            records.append(BlockRecord(plan.reads, writes,
+                                       rules.adjoint_reads(block, plan.reads, writes)))
+            # A boundary condition's value is a reference to its value's variable, or (a
+            # float) its live object: it is held for the life of the tape.
+            self.index.kept.update(bv for bv in writes if _structural(bv))
         self.index.add_step(records)
 
     def keep(self, keys: Iterable) -> None:
         """Hold ``keys`` (e.g. the functional) for the life of the tape."""
-        self.index.kept.update(keys)
+        self.index.keep(keys)
 
     @contextmanager
     def tangent_mode(self, second_order: bool = False):
@@ -144,6 +136,7 @@ class PyadjointStepModel(IndexedKeys):
         return values
 
     def load(self, values: Mapping) -> None:
+        self._deferred.difference_update(values)
         for bv, value in values.items():
             if isinstance(bv, TangentKey):
                 bv.bv.tlm_value = value
@@ -151,10 +144,31 @@ class PyadjointStepModel(IndexedKeys):
                 bv.checkpoint = value
 
     def free(self, key) -> None:
+        if self.index.is_invariant(key.bv if isinstance(key, TangentKey) else key):
+            return  # held for the life of the tape (it may have become so after taping)
         if isinstance(key, TangentKey):
             key.bv.tlm_value = None
+        elif self.taping and _current(key):
+            # pyadjoint re-saves a freed dependency from its live object when it is next
+            # read; Firedrake tapes an assembly into it after the fact, so its live object
+            # may by then hold the result. Keep the value until the object moves on.
+            self._deferred.add(key)
         else:
             key.checkpoint = None
+
+    def release_superseded(self) -> None:
+        """While taping: free the released values whose objects have since moved on."""
+        for key in [key for key in self._deferred if not _current(key)]:
+            self._deferred.discard(key)
+            key.checkpoint = None
+
+    def end_taping(self) -> None:
+        """Taping is over: nothing is re-saved from live objects any more."""
+        self.taping = False
+        for key in self._deferred:
+            if not self.index.is_invariant(key):
+                key.checkpoint = None
+        self._deferred.clear()
 
     def nbytes(self, values: Mapping) -> int:
         return sum(self.codec.nbytes(value) for value in values.values() if value is not None)
@@ -163,6 +177,8 @@ class PyadjointStepModel(IndexedKeys):
     def run_forward(self, n: int) -> None:
         blocks = self.blocks[n]
         for block, record in zip(blocks, self.index.records(n)):
+            if self._makes_control(record):
+                continue  # a control's value is the one given (as pyadjoint's Block.recompute)
             self._prepare(block, record.reads, n, "forward")
             for bv in record.writes:
                 # Recompute into new objects: Firedrake assigns in place into an output's
@@ -183,6 +199,8 @@ class PyadjointStepModel(IndexedKeys):
     def run_reverse(self, n: int, markings: bool) -> None:
         blocks = self.blocks[n]
         for block, record in zip(reversed(blocks), reversed(self.index.records(n))):
+            if self._makes_control(record):
+                continue  # nothing upstream of a control enters its derivative
             if self.second_order:
                 self._prepare(block, (*record.reads, *record.writes), n, "Hessian")
                 block.evaluate_adj(markings=markings)
@@ -196,23 +214,66 @@ class PyadjointStepModel(IndexedKeys):
         for block in blocks:
             block.reset_adjoint_state()
             for bv in block.get_outputs():
-                bv.reset_variables(("tlm",) if bv.is_control else ("adjoint", "hessian", "tlm"))
+                if bv not in self.controls:
+                    bv.reset_variables(("adjoint", "hessian", "tlm"))
+
+    def _makes_control(self, record) -> bool:
+        return bool(self.controls) and any(bv in self.controls for bv in record.writes)
 
     def _prepare(self, block, needed, n: int, phase: str) -> None:
-        for bv in needed:
-            # A step-invariant value (mesh, boundary condition, ...) is nobody's output:
-            # its live object holds its value. Everything else must be held.
-            if bv.checkpoint is None and not self.index.is_invariant(bv):
-                raise self._missing(bv, n, phase)
-        with stop_annotating():
-            for constant, bv in self._hidden.get(id(block), ()):
-                constant.assign(bv.saved_output)
+        for key in needed:
+            # Step-invariant values (captured inputs, the mesh, boundary conditions) are held
+            # for the life of the tape. Everything else must be held now.
+            if not self.index.is_invariant(key) and key.checkpoint is None:
+                raise self._missing(key, n, phase)
+        self.reads.plans[id(block)].load(self.reads.inputs, _held_value)
+
+    def adopt_controls(self, controls, given: bool) -> None:
+        """Make ``controls`` (BlockVariables) the controls of the passes that follow.
+
+        ``given``: their checkpoints hold values just given by the user (``Jhat(m)``);
+        otherwise a control keeps the value it had when it was taped. A control made by a
+        taped operation is held for the life of the tape and its operation is not replayed.
+        """
+        self.controls = set(controls)
+        for bv in self.controls:
+            if bv not in self.reads.produced:
+                if given:
+                    self.reads.inputs.set_control(bv, bv.checkpoint)
+                continue
+            if bv._checkpoint is None:
+                if not self.reads.still_holds(bv):
+                    raise StorageError(
+                        f"the control {bv} ({type(bv.output).__name__}) was made by a taped "
+                        "operation and changed afterwards, so its taped value is lost; call "
+                        "Jhat(value) before differentiating, or make the control before "
+                        "taping starts"
+                    )
+                bv.save_output()
+            if bv not in self.index.kept:
+                self.index.keep([bv])
 
     @staticmethod
     def _missing(bv, step: int, phase: str) -> StorageError:
         return StorageError(
             f"step {step}: the {phase} needs the value of {bv} "
             f"({type(bv.output).__name__}) but no value for it is held. This is a bug in "
-            "fe_adjoint's data classification or a value changed outside the tape; please "
-            "report it with the script"
+            "fe_adjoint's data classification; please report it with the script"
         )
+
+
+def _held_value(bv):
+    """The held value of tape variable ``bv``, or None."""
+    return bv.saved_output if bv.checkpoint is not None else None
+
+
+def _structural(bv) -> bool:
+    """Whether a written variable's checkpoint is no value of its own (a boundary condition)."""
+    from pyadjoint.block_variable import BlockVariable
+
+    return bv.checkpoint is None or isinstance(bv.checkpoint, BlockVariable)
+
+
+def _current(bv) -> bool:
+    """Whether ``bv`` is its object's newest BlockVariable."""
+    return getattr(bv.output, "block_variable", None) is bv

@@ -15,9 +15,9 @@ from typing import Any, NamedTuple
 import numpy as np
 from pyadjoint.tape import stop_annotating
 
+from ..errors import ConfigurationError
+from ..tape.hooks import session_of
 from .collapsed import CollapsedPropagator
-from .errors import ConfigurationError
-from .tape import session as session_of
 
 
 class TraceEstimate(NamedTuple):
@@ -100,19 +100,59 @@ def _collapsed_trace(Jhat, directions: list[list]) -> float:
     if not directions:
         raise ConfigurationError("hessian_trace needs at least one direction")
     session = session_of(Jhat.tape)
-    session.end_taping()
-    propagator = CollapsedPropagator(session.model.index, len(directions),
-                                     session.patterns)
+    sweep = _session_sweep(session) if session is not None else _plain_sweep(Jhat.tape)
+    index, patterns, run = sweep
+    propagator = CollapsedPropagator(index, len(directions), patterns)
     for i, control in enumerate(Jhat.controls):
         propagator.seed(control.block_variable, [d[i] for d in directions])
     functional = Jhat.functional.block_variable
     propagator.keep(functional)
-    with stop_annotating(), session.model.observed(propagator):
-        session.driver.sweep()
-    session.driver.stats.count_trace(propagator.solves, propagator.peak_jets)
+    with stop_annotating():
+        run(propagator, [control.block_variable for control in Jhat.controls])
+    if session is not None:
+        session.driver.stats.count_trace(propagator.solves, propagator.peak_jets)
     jet = propagator.jets.get(functional)
     second = 0.0 if jet is None or jet.second is None else float(jet.second)
     return getattr(Jhat, "scale", 1.0) * second
+
+
+def _session_sweep(session):
+    """A forward sweep of an fe_adjoint tape, through its session."""
+    session.end_taping()
+
+    def run(observer, controls):
+        with session.begin_pass(controls), session.model.observed(observer):
+            session.driver.sweep()
+
+    return session.model.index, session.patterns, run
+
+
+def _plain_sweep(tape):
+    """A forward sweep of a plain firedrake.adjoint tape (no checkpointing enabled).
+
+    Its blocks are replayed as pyadjoint would (reading what pyadjoint records), each
+    step of ``tape.timesteps`` (or the whole tape) as one step.
+    """
+    from ..checkpointing.step_model import PyadjointStepModel
+    from ..checkpointing.values import FiredrakeValueCodec
+    from ..steps.patterns import PatternCache
+    from ..tape.reads import ReadTracker
+
+    reads = ReadTracker()
+    model = PyadjointStepModel(tape, FiredrakeValueCodec(), reads)
+    steps = [list(step) for step in tape.timesteps if len(step)] or [list(tape.get_blocks())]
+    for n, blocks in enumerate(steps):
+        for block in blocks:
+            reads.plan_dependencies(block)
+        model.index_step(n, blocks)
+
+    def run(observer, controls):
+        model.adopt_controls(controls, given=True)
+        with model.observed(observer):
+            for n in range(len(steps)):
+                model.run_forward(n)
+
+    return model.index, PatternCache(), run
 
 
 def _hutchinson(Jhat, samples, sampler, covariance_factor, batch_size, seed) -> TraceEstimate:

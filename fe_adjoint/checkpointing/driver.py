@@ -38,9 +38,9 @@ from checkpoint_schedules import (
     StorageType,
 )
 
-from .errors import ScheduleError, StorageError
+from ..errors import ScheduleError, StorageError
+from ..report.stats import RunStats
 from .memory import GarbageCollector
-from .report.stats import RunStats
 from .storage import DataKind, StorageLevel
 
 Key = Hashable

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 
 class PatternCache(OrderedDict):
@@ -78,11 +78,14 @@ class FormInputs:
 
 
 def form_inputs(block, active, skip=()) -> FormInputs:
-    """The Function inputs of ``block`` (less ``skip``); ``active`` must be among them."""
-    from firedrake import Function
+    """The Function and Cofunction inputs of ``block`` (less ``skip``).
+
+    ``active`` (the inputs to differentiate) must be among them.
+    """
+    from firedrake import Cofunction, Function
 
     inputs = tuple(bv for bv in block.get_dependencies()
-                   if isinstance(bv.output, Function) and bv.output not in skip)
+                   if isinstance(bv.output, (Function, Cofunction)) and bv.output not in skip)
     unsupported = [bv for bv in active if bv not in inputs and bv.output not in skip]
     if unsupported:
         raise ConfigurationError(
@@ -101,7 +104,7 @@ class Placeholders:
     def __init__(self, inputs: FormInputs, tangents: bool = False):
         from firedrake import Function
 
-        self.values = [Function(bv.output.function_space()) for bv in inputs.all]
+        self.values = [type(bv.output)(bv.output.function_space()) for bv in inputs.all]
         self.active = [self.values[i] for i in inputs.active_positions]
         make = (lambda: [Function(c.function_space()) for c in self.active]) if tangents \
             else list

@@ -26,8 +26,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigurationError
-from .patterns import (
+from ..errors import ConfigurationError
+from ..steps.patterns import (
     Assembly,
     FormInputs,
     PatternCache,
@@ -43,7 +43,7 @@ from .patterns import (
     solve_pattern_extra,
     solve_residual,
 )
-from .rules import block_kind
+from ..steps.rules import block_kind
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Any
 
 import h5py
 
-from ..errors import ConfigurationError, StorageError
+from ...errors import ConfigurationError, StorageError
 from .base import Slot, StorageLevel
 
 

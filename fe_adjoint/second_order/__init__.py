@@ -1,0 +1,1 @@
+"""Second-order passes: collapsed Taylor-mode propagation and Hessian traces."""
