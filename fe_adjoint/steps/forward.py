@@ -155,7 +155,7 @@ class _LinearSolve:
         import firedrake
 
         self.placeholders.load_values(inputs)
-        self.unknown.zero()
+        _load_initial_guess(block, self.unknown)  # as the taped solver started: same rounding
         for bc in block._recover_bcs():  # the boundary values of this step
             bc.apply(self.unknown)
         self.operator.update()
@@ -167,6 +167,16 @@ class _LinearSolve:
         result = firedrake.Function(self.space)
         copy_values(result, self.unknown)
         return result
+
+
+def _load_initial_guess(block, unknown) -> None:
+    """Start from the solve's initial guess: the unknown's value before it.
+
+    A dependency for a variational solver; for ``solve(a == L, u)`` the live ``u``, which
+    the block's read plan has just given its taped value (see :mod:`fe_adjoint.tape.reads`).
+    """
+    guess = next((bv for bv in block.get_dependencies() if bv.output is block.func), None)
+    copy_values(unknown, block.func if guess is None else guess.saved_output)
 
 
 class _NewtonSolve:
@@ -199,11 +209,7 @@ class _NewtonSolve:
         from pyadjoint.tape import stop_annotating
 
         self.placeholders.load_values(inputs)
-        guess = next((bv for bv in block.get_dependencies() if bv.output is block.func), None)
-        if guess is None:
-            self.unknown.zero()
-        else:
-            copy_values(self.unknown, guess.saved_output)
+        _load_initial_guess(block, self.unknown)
         for g, bc in zip(self.boundary_values, block._recover_bcs()):
             g.zero()
             bc.apply(g)

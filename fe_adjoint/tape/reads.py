@@ -238,15 +238,18 @@ def _resolve_delegation(bv) -> None:
 def hidden_reads(block) -> tuple:
     """Objects ``block`` reads live beyond its dependencies, in a stable order.
 
-    The Constants of its forms and expressions, and the Constants and Functions of its
+    The Constants of its forms and expressions, the Constants and Functions of its
     boundary conditions' values (a boundary condition given a Function or Constant also
-    has it as a dependency, but Firedrake's solvers read the live object).
+    has it as a dependency, but Firedrake's solvers read the live object), and the
+    unknown of a linear solve, whose value before the solve is the solver's initial guess.
     """
     from firedrake import Constant, DirichletBC
     from firedrake.function import Function
     from ufl.algorithms.analysis import extract_coefficients, extract_type
 
     found = {}
+    if getattr(block, "linear", False) and hasattr(block, "func"):
+        found[id(block.func)] = block.func
     for expression in _expressions(block):
         for constant in extract_type(expression, Constant):
             found.setdefault(id(constant), constant)
