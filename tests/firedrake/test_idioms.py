@@ -211,8 +211,19 @@ def test_plain_firedrake_adjoint_is_wrong_where_the_reference_is_not(idiom_refer
 @pytest.mark.parametrize("form", ["solver", "solve"])
 def test_replays_with_an_iterative_solver_repeat_the_taped_run_exactly(form, tmp_path):
     """The solver's initial guess is read as taped: the replay repeats its rounding."""
-    from firedrake import DirichletBC, Function, LinearVariationalProblem, dx, grad, inner
-    from firedrake import LinearVariationalSolver, TestFunction, TrialFunction, assemble, solve
+    from firedrake import (
+        DirichletBC,
+        Function,
+        LinearVariationalProblem,
+        LinearVariationalSolver,
+        TestFunction,
+        TrialFunction,
+        assemble,
+        dx,
+        grad,
+        inner,
+        solve,
+    )
 
     from tests.helpers import fresh_tape
 

@@ -63,8 +63,11 @@ def test_hessian_trace_matches_serial(shared_dir):
 
 @pytest.mark.parallel(nprocs=2)
 def test_operations_taped_after_the_functional_on_one_rank_do_not_hang(shared_dir):
-    from checkpoint_schedules import MixedCheckpointSchedule, SingleMemoryStorageSchedule, \
-        StorageType
+    from checkpoint_schedules import (
+        MixedCheckpointSchedule,
+        SingleMemoryStorageSchedule,
+        StorageType,
+    )
     from firedrake.adjoint import continue_annotation, pause_annotation
     from mpi4py import MPI
 
