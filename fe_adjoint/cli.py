@@ -1,4 +1,4 @@
-"""Command-line front end: ``fe-adjoint info`` and ``fe-adjoint demo NAME``."""
+"""Command-line front end: ``fe-adjoint info``, ``demo NAME`` and ``clean DIR``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,21 @@ def _demo(args) -> int:
     return 0
 
 
+def _clean(args) -> int:
+    from .checkpointing.storage import folders
+
+    dead, elsewhere = folders.stale(args.disk_dir)
+    for path in dead:
+        print(f"{'stale' if args.dry_run else 'removed'}: {path} (its process has ended)")
+        if not args.dry_run:
+            folders.remove(path)
+    for path in elsewhere:
+        print(f"kept: {path} (made on another host; run fe-adjoint clean there)")
+    if not dead and not elsewhere:
+        print(f"no stale fe_adjoint checkpoint folders in {args.disk_dir}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``fe-adjoint`` command; return its exit code."""
     parser = argparse.ArgumentParser(prog="fe-adjoint", description=__doc__)
@@ -43,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("name", help=f"one of: {', '.join(_demos())}")
     demo.add_argument("demo_args", nargs=argparse.REMAINDER, help="arguments for the demo")
     demo.set_defaults(run=_demo)
+    clean = commands.add_parser(
+        "clean", help="remove checkpoint folders left by processes that have ended")
+    clean.add_argument("disk_dir", help="the disk_dir the runs used")
+    clean.add_argument("--dry-run", action="store_true", help="only list them")
+    clean.set_defaults(run=_clean)
     args = parser.parse_args(argv)
     return args.run(args)
 

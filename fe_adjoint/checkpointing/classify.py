@@ -36,8 +36,9 @@ Guarantee
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 Key = Hashable
 
@@ -153,3 +154,41 @@ class IndexedKeys:
 
     def step_keys(self, n: int) -> set[Key]:
         return self.index.step_keys(n)
+
+
+class StepModel(Protocol):
+    """What the driver needs from a taped time-stepping model."""
+
+    @property
+    def n_steps(self) -> int:
+        """Steps taped so far."""
+
+    def restart_keys(self, n: int) -> set[Key]:
+        """Keys produced before step ``n`` and read at or after it (complete tape)."""
+
+    def adjoint_keys(self, n: int) -> set[Key]:
+        """Keys the adjoint of step ``n`` reads."""
+
+    def early_keys(self, n0: int, k: int) -> set[Key]:
+        """Keys read in step ``k`` but produced before step ``n0`` (while taping)."""
+
+    def step_keys(self, n: int) -> set[Key]:
+        """Keys read or produced by step ``n`` that the model may free."""
+
+    def values(self, keys: Iterable[Key], step: int) -> dict[Key, Any]:
+        """Current values of ``keys``; raise StorageError naming ``step`` if one is missing."""
+
+    def load(self, values: Mapping[Key, Any]) -> None:
+        """Make ``values`` the current values of their keys."""
+
+    def nbytes(self, values: Mapping[Key, Any]) -> int:
+        """Bytes ``values`` occupy on this process."""
+
+    def free(self, key: Key) -> None:
+        """Drop the current value of ``key``."""
+
+    def run_forward(self, n: int) -> None:
+        """Recompute step ``n``."""
+
+    def run_reverse(self, n: int, markings: bool) -> None:
+        """Evaluate the adjoint of step ``n``."""

@@ -1,14 +1,9 @@
 """Schedule driver: executes checkpoint_schedules actions on a step model; no Firedrake import.
 
-The driver keeps two kinds of per-step data apart:
-
-* **restart data** of step ``n``: the values, produced before ``n``, that the
-  forward reads at or after ``n``. It restarts the forward at ``n``.
-* **adjoint data** of step ``n``: the values the adjoint of step ``n`` reads.
-
+It keeps restart data and adjoint data apart (see :mod:`.classify` for the contract).
 Data in working memory (``StorageType.WORK``) is the model's own live
 checkpoint values; data in ``RAM`` or on ``DISK`` lives in a
-:class:`~fe_adjoint.storage.StorageLevel` slot keyed by step.
+:class:`~fe_adjoint.checkpointing.storage.StorageLevel` slot keyed by step.
 
 Examples
 --------
@@ -21,11 +16,10 @@ working memory and frees it once used.
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable
+from contextlib import contextmanager
 from functools import singledispatchmethod
-from typing import Any, Protocol
 
 from checkpoint_schedules import (
     Copy,
@@ -40,63 +34,12 @@ from checkpoint_schedules import (
 
 from ..errors import ScheduleError, StorageError
 from ..report.stats import RunStats
+from .classify import StepModel
 from .memory import GarbageCollector
+from .schedules import unused_copy
 from .storage import DataKind, StorageLevel
 
 Key = Hashable
-
-
-class StepModel(Protocol):
-    """What the driver needs from a taped time-stepping model."""
-
-    @property
-    def n_steps(self) -> int:
-        """Steps taped so far."""
-
-    def restart_keys(self, n: int) -> set[Key]:
-        """Keys produced before step ``n`` and read at or after it (complete tape)."""
-
-    def adjoint_keys(self, n: int) -> set[Key]:
-        """Keys the adjoint of step ``n`` reads."""
-
-    def early_keys(self, n0: int, k: int) -> set[Key]:
-        """Keys read in step ``k`` but produced before step ``n0`` (while taping)."""
-
-    def step_keys(self, n: int) -> set[Key]:
-        """Keys read or produced by step ``n`` that the model may free."""
-
-    def values(self, keys: Iterable[Key], step: int) -> dict[Key, Any]:
-        """Current values of ``keys``; raise StorageError naming ``step`` if one is missing."""
-
-    def load(self, values: Mapping[Key, Any]) -> None:
-        """Make ``values`` the current values of their keys."""
-
-    def nbytes(self, values: Mapping[Key, Any]) -> int:
-        """Bytes ``values`` occupy on this process."""
-
-    def free(self, key: Key) -> None:
-        """Drop the current value of ``key``."""
-
-    def run_forward(self, n: int) -> None:
-        """Recompute step ``n``."""
-
-    def run_reverse(self, n: int, markings: bool) -> None:
-        """Evaluate the adjoint of step ``n``."""
-
-
-def _unused_copy(schedule):
-    """A copy of a schedule that has not been iterated, to start later runs from.
-
-    The Revolve family precomputes its whole operation sequence (O(N log N) objects)
-    and only reads it while iterating: the copy shares it instead of duplicating it.
-    """
-    from checkpoint_schedules.hrevolve import RevolveCheckpointSchedule
-
-    memo = {}
-    if isinstance(schedule, RevolveCheckpointSchedule):
-        sequence = vars(schedule).get("_schedule")
-        memo[id(sequence)] = sequence
-    return copy.deepcopy(schedule, memo)
 
 
 class StepDriver:
@@ -112,17 +55,19 @@ class StepDriver:
     make_level
         Creates the storage level for ``StorageType.RAM`` or ``StorageType.DISK`` the
         first time the schedule uses it.
+    comm
+        The mpi4py communicator of the run, if any (the ranks collect garbage together).
     """
 
     def __init__(self, schedule, model: StepModel,
-                 make_level: Callable[[StorageType], StorageLevel]):
-        self._pristine = _unused_copy(schedule)
-        self._schedule = schedule
+                 make_level: Callable[[StorageType], StorageLevel], comm=None):
+        self._pristine = unused_copy(schedule)
+        self._schedule = unused_copy(self._pristine)  # the caller's object is never iterated
         self.model = model
         self._make_level = make_level
         self.levels: dict[StorageType, StorageLevel] = {}
         self.stats = RunStats()
-        self._collector = GarbageCollector()
+        self._collector = GarbageCollector(comm=comm)
         self._keeps_work_data = isinstance(schedule, SingleMemoryStorageSchedule)
         self._action = None
         self._pending = None  # an action read ahead of time, processed next
@@ -132,7 +77,8 @@ class StepDriver:
         self._held_nbytes: dict[Key, int] = {}  # key -> bytes of its held value
         self._work_adjoint: dict[int, set[Key]] = {}
         self._frontier: set[Key] = set()
-        self._state = "taping"  # taping | forward | reverse done
+        self._state = "taping"  # taping | forward | reverse done | failed
+        self._failure: tuple[str, str] | None = None  # (phase, what) of a pass that failed
 
     # -- public entry points -------------------------------------------------------------
     @property
@@ -152,9 +98,10 @@ class StepDriver:
                 "a time step was ended after the functional was evaluated or differentiated; "
                 "tape the whole run before creating the ReducedFunctional"
             )
-        action = self._forward_action_for(k)
-        with self.stats.phase("forward"):
-            self._store_taped_step(action, k)
+        with self._pass("taping"):
+            action = self._forward_action_for(k)
+            with self.stats.phase("forward"):
+                self._store_taped_step(action, k)
         self.stats.forward_steps += 1
         self._collector.step_done()
 
@@ -166,33 +113,48 @@ class StepDriver:
         self.taped_step(n - 1)
         self._taping = False
         self._open_restart.clear()
-        max_n = self._schedule.max_n
-        if max_n is None:
-            self._schedule.finalize(n)
-        elif max_n != n:
-            raise ScheduleError(
-                f"the schedule was built for {max_n} steps but the script took {n}; "
-                f"build the schedule with max_n={n} or run {max_n} steps"
-            )
-        self._advance_to(EndForward)
+        with self._pass("taping"):
+            max_n = self._schedule.max_n
+            if max_n is None:
+                self._schedule.finalize(n)
+            elif n == 1 < max_n:
+                raise ScheduleError(
+                    f"no time step was marked but the schedule was built for {max_n} steps; "
+                    f"loop over fe_adjoint.steps({max_n}) (or tape.timestepper) in the script"
+                )
+            elif max_n != n:
+                raise ScheduleError(
+                    f"the schedule was built for {max_n} steps but the script took {n}; "
+                    f"build the schedule with max_n={n} or run {max_n} steps"
+                )
+            self._advance_to(EndForward)
         self._state = "forward"
 
     def forward(self) -> None:
         """Run the whole forward afresh under a new copy of the schedule."""
         self.finish_taping()
-        self._reset_run()
-        with self.stats.phase("forward"):
-            self._advance_to(EndForward)
-        self._state = "forward"
+        with self._pass("forward"):
+            self._reset_run()
+            with self.stats.phase("forward"):
+                self._advance_to(EndForward)
+        self._state, self._failure = "forward", None
 
     def reverse(self, markings: bool) -> None:
         """Run the adjoint; replay the forward first when the schedule needs it."""
         self.finish_taping()
-        if self._state == "reverse done":
+        if self._state == "failed":
+            phase, what = self._failure
+            if phase == "forward":
+                raise ScheduleError(
+                    f"the last evaluation of the functional failed ({what}); evaluate it "
+                    "again at a valid control, Jhat(m), before differentiating"
+                )
+            self.forward()  # the failed pass left nothing usable: start the schedule again
+        elif self._state == "reverse done":
             self._pending = None if self._schedule.is_exhausted else next(self._schedule, None)
             if self._pending is None:
                 self.forward()
-        with self.stats.phase("reverse"):
+        with self._pass("reverse"), self.stats.phase("reverse"):
             self._markings = markings
             self._advance_to(EndReverse)
         self._state = "reverse done"
@@ -205,14 +167,39 @@ class StepDriver:
         """
         self.finish_taping()
         model = self.model
-        self._replace_frontier(set())
-        with self.stats.phase("forward"):
+        with self._pass("sweep"), self.stats.phase("forward"):
+            self._replace_frontier(set())
             for n in range(model.n_steps):
                 model.run_forward(n)
                 self.stats.forward_steps += 1
                 self._advance_frontier(n)
                 self._collector.step_done()
             self._replace_frontier(set())
+
+    @contextmanager
+    def _pass(self, phase: str):
+        """Run one pass as a transaction: it completes, or the run is abandoned.
+
+        After a failure (an exception, a Ctrl-C) nothing of the pass is trusted: every slot
+        and held value is freed and the schedule restarts from its beginning, so the next
+        pass recomputes what it needs -- or, where that cannot help (the taping or an
+        evaluation of the functional failed), says what failed and what to do.
+        """
+        if self._failure is not None and self._failure[0] == "taping":
+            raise ScheduleError(
+                f"taping this run failed ({self._failure[1]}); tape the run again on a new "
+                "tape (set_working_tape(Tape())) with a new schedule"
+            )
+        try:
+            yield
+        except BaseException as exc:
+            self._state, self._failure = "failed", (phase, f"{type(exc).__name__}: {exc}")
+            self._pending = None
+            try:
+                self._reset_run()
+            except Exception:  # noqa: S110 - the original failure is what the user must see
+                pass
+            raise
 
     def close(self) -> None:
         """Free every slot and every held value."""
@@ -409,5 +396,5 @@ class StepDriver:
         for level in self.levels.values():
             level.clear()
         self._release_all()
-        self._schedule = _unused_copy(self._pristine)
+        self._schedule = unused_copy(self._pristine)
         self._action = None

@@ -7,6 +7,9 @@ steps (seen: +50 KB per step under Revolve on heat, 64 x 64). A
 :class:`GarbageCollector` runs ``gc.collect()`` once the steps since the last
 collection took ``patience`` times as long as that collection: collection costs
 at most ~1/patience of the run, and garbage never outlives more than that much work.
+Under MPI the ranks agree on each collection: freeing PETSc objects on some ranks only
+leaves PETSc's collective garbage clean-up waiting on the others (seen: a hang in
+``PetscFinalize``).
 """
 
 from __future__ import annotations
@@ -18,15 +21,21 @@ import time
 class GarbageCollector:
     """Collects cyclic garbage at a bounded share of the run time."""
 
-    def __init__(self, patience: float = 25.0, first_guess: float = 0.02):
+    def __init__(self, patience: float = 25.0, first_guess: float = 0.02, comm=None):
         self.patience = patience
+        self._comm = comm if comm is not None and comm.size > 1 else None
         self._cost = first_guess  # seconds a collection takes; measured from the first one
         self._since = time.perf_counter()
 
     def step_done(self) -> None:
         """Call after each forward or adjoint step."""
         now = time.perf_counter()
-        if now - self._since >= self.patience * self._cost:
+        due = now - self._since >= self.patience * self._cost
+        if self._comm is not None:
+            from mpi4py import MPI
+
+            due = self._comm.allreduce(due, op=MPI.LOR)
+        if due:
             gc.collect()
             self._since = time.perf_counter()
             self._cost = self._since - now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 from ..errors import ConfigurationError
@@ -38,3 +39,25 @@ def schedule_by_name(name: str, steps: int, snapshots: int):
     if name not in table:
         raise ConfigurationError(f"unknown schedule {name!r}; use one of {', '.join(table)}")
     return table[name](steps, snapshots)
+
+
+def unused_copy(schedule):
+    """A copy of a schedule that has not been iterated, to start later runs from.
+
+    The Revolve family precomputes its whole operation sequence (O(N log N) objects)
+    and only reads it while iterating: the copy shares it instead of duplicating it.
+    """
+    from checkpoint_schedules.hrevolve import RevolveCheckpointSchedule
+
+    memo = {}
+    if isinstance(schedule, RevolveCheckpointSchedule):
+        sequence = vars(schedule).get("_schedule")
+        memo[id(sequence)] = sequence
+    try:
+        return copy.deepcopy(schedule, memo)
+    except TypeError:  # a generator inside: checkpoint_schedules has iterated it
+        raise ConfigurationError(
+            "the schedule has already been iterated (by pyadjoint's own checkpointing or a "
+            "loop over its actions); pass a schedule that has not been used. A schedule "
+            "given to fe_adjoint is never iterated itself and can be given again"
+        ) from None

@@ -17,8 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import StorageError
+from ..errors import ConfigurationError, StorageError
 from ..steps import rules
+from ..steps.hessian_forms import differentiable_residual
 from .classify import BlockRecord, IndexedKeys, TapeIndex
 
 
@@ -49,6 +50,7 @@ class PyadjointStepModel(IndexedKeys):
         self.observer = None  # see observed()
         self.index = TapeIndex()
         self.controls: set = set()  # the controls of the current pass: never recomputed
+        self._given: dict = {}  # control -> the last value Jhat(m) gave it that was accepted
         self.taping = True
         self._deferred: set = set()  # values released while taping, still their object's own
 
@@ -204,7 +206,8 @@ class PyadjointStepModel(IndexedKeys):
             if self.second_order:
                 self._prepare(block, (*record.reads, *record.writes), n, "Hessian")
                 block.evaluate_adj(markings=markings)
-                block.evaluate_hessian(markings=markings)
+                with differentiable_residual(block):
+                    block.evaluate_hessian(markings=markings)
             else:
                 self._prepare(block, record.adjoint_reads, n, "adjoint")
                 if self.adjoint is None:
@@ -235,6 +238,8 @@ class PyadjointStepModel(IndexedKeys):
         otherwise a control keeps the value it had when it was taped. A control made by a
         taped operation is held for the life of the tape and its operation is not replayed.
         """
+        if given:
+            self._check_given(controls)
         self.controls = set(controls)
         for bv in self.controls:
             if bv not in self.reads.produced:
@@ -252,6 +257,29 @@ class PyadjointStepModel(IndexedKeys):
                 bv.save_output()
             if bv not in self.index.kept:
                 self.index.keep([bv])
+
+    def _check_given(self, controls) -> None:
+        """Refuse bad control values before anything runs; the controls keep their values."""
+        from ..tape.inputs import control_value_problem, copy_of
+
+        problems = [(i, problem) for i, bv in enumerate(controls)
+                    if (problem := control_value_problem(bv)) is not None]
+        if not problems:
+            self._given = {bv: bv.checkpoint for bv in controls}
+            return
+        for bv in controls:
+            previous = self._given.get(bv)
+            if previous is None and bv not in self.reads.produced:
+                previous = self.reads.inputs.values.get(bv)
+            if previous is None and self.reads.still_holds(bv):
+                previous = copy_of(bv.output)
+            bv._checkpoint = previous
+        i, problem = problems[0]
+        raise ConfigurationError(
+            f"Jhat was given a bad value for control {i}: {problem}. Nothing was run and the "
+            "controls keep their previous values; pass a finite value in the control's "
+            "function space"
+        )
 
     @staticmethod
     def _missing(bv, step: int, phase: str) -> StorageError:

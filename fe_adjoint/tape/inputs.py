@@ -8,6 +8,7 @@ its values.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,3 +162,34 @@ def object_name(obj) -> str:
     return f"{type(obj).__name__} {name or obj!s}"
 
 
+
+
+def control_value_problem(bv) -> str | None:
+    """What is wrong with the value ``Jhat(m)`` gave control ``bv`` (in its checkpoint), or None.
+
+    A Function must be in the control's own function space and every value must be
+    finite; the finiteness check is collective over the control's communicator, so every
+    rank gives the same answer.
+    """
+    value, control = bv.checkpoint, bv.output
+    if hasattr(control, "function_space"):
+        space = control.function_space()
+        if not hasattr(value, "function_space") or value.function_space() != space:
+            where = value.function_space() if hasattr(value, "function_space") else type(value)
+            return f"the value is in {where}, the control in {space}"
+        data = value.dat.data_ro
+        finite = all(np.isfinite(part).all() for part in (data if isinstance(data, tuple)
+                                                          else (data,)))
+        comm = control.function_space().mesh().comm
+        finite = comm.allreduce(finite, op=_logical_and())
+    elif hasattr(value, "dat"):  # a Constant
+        finite = bool(np.isfinite(value.dat.data_ro).all())
+    else:
+        finite = math.isfinite(float(value))
+    return None if finite else "the value is not finite (NaN or infinity)"
+
+
+def _logical_and():
+    from mpi4py import MPI
+
+    return MPI.LAND

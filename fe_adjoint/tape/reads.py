@@ -275,9 +275,16 @@ def _expressions(block):
 
 
 class LiveState:
-    """The live objects and captured dependencies a run may overwrite, restored afterwards."""
+    """The live objects a run may overwrite, restored afterwards.
+
+    The objects read live and the captured dependencies (their checkpoints, and their live
+    objects: some of Firedrake's block methods write a dependency's value into it, the
+    control among them).
+    """
 
     def __init__(self, plans):
+        from firedrake import Cofunction, Constant, Function
+
         self._objects = {}
         self._bvs = {}
         for plan in plans:
@@ -285,6 +292,8 @@ class LiveState:
                 self._objects.setdefault(id(obj), obj)
             for bv, _ in plan.dep_loads:
                 self._bvs.setdefault(id(bv), bv)
+                if isinstance(bv.output, (Function, Cofunction, Constant)):
+                    self._objects.setdefault(id(bv.output), bv.output)
 
     def __enter__(self):
         self._values = [(obj, copy_of(obj)) for obj in self._objects.values()]

@@ -46,7 +46,9 @@ class CheckpointingSession(TapePackageData):
             tape, self.codec, self.reads, FastAdjoint(self.patterns) if coarsen else None,
             FastForward(self.patterns) if coarsen else None)
         self._variables = None  # every BlockVariable of the taped run, once taping ended
-        self.disk_dir = os.fspath(disk_dir) if disk_dir is not None else tempfile.gettempdir()
+        # Absolute now: the script may change directory before the adjoint runs.
+        self.disk_dir = os.path.abspath(os.fspath(disk_dir) if disk_dir is not None
+                                        else tempfile.gettempdir())
         if comm is None:
             from mpi4py import MPI
 
@@ -54,7 +56,7 @@ class CheckpointingSession(TapePackageData):
         self.comm = comm
         if disk_dir is not None and _uses_disk(schedule):
             self._make_level(StorageType.DISK).close()  # a bad directory fails now, not mid-run
-        self.driver = StepDriver(schedule, self.model, self._make_level)
+        self.driver = StepDriver(schedule, self.model, self._make_level, comm)
         self.driver.stats.progress_every = progress_every
 
     def _make_level(self, storage: StorageType):
@@ -105,13 +107,16 @@ class CheckpointingSession(TapePackageData):
             # The last step's outputs are the run's results (the functional among them).
             self.model.keep(bv for block in self.model.blocks[last]
                             for bv in block.get_outputs())
-            self.driver.finish_taping()
-            self.model.end_taping()
+            self._variables = list({
+                bv: None for blocks in self.model.blocks for block in blocks
+                for bv in (*block.get_dependencies(), *block.get_outputs())})
+            try:
+                self.driver.finish_taping()
+            finally:
+                self.model.end_taping()
         inputs = self.reads.inputs
         self.driver.stats.captured_inputs = len(inputs.values)
         self.driver.stats.captured_bytes = inputs.nbytes(self.codec)
-        self._variables = list({bv: None for blocks in self.model.blocks for block in blocks
-                                for bv in (*block.get_dependencies(), *block.get_outputs())})
 
     def begin_pass(self, controls, given: bool = False, markings: bool = False) -> LiveState:
         """Start a pass with ``controls`` (see ``PyadjointStepModel.adopt_controls``).
@@ -248,13 +253,16 @@ def enable_checkpointing(
     ...     solver.solve(); u_old.assign(u)
     """
     tape = get_working_tape()
+    if tape is None:
+        raise ConfigurationError(
+            "there is no working tape yet: import firedrake.adjoint (which makes one) or call "
+            "set_working_tape(Tape()) before enable_checkpointing"
+        )
     if len(tape.get_blocks()) > 0:
         raise ConfigurationError(
             "enable_checkpointing must be called before anything is taped; call it right "
             "after set_working_tape(Tape()) or continue_annotation()"
         )
-    if getattr(schedule, "is_running", False):
-        raise ConfigurationError("the schedule has already been used; pass a new schedule")
     session = CheckpointingSession(tape, schedule, disk_dir, progress_every=progress_every,
                                    coarsen=coarsen)
     attach(tape, session)

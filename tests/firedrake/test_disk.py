@@ -50,7 +50,7 @@ def test_unwritable_directory_is_named(tmp_path):
     if os.access(locked, os.W_OK):  # root ignores permissions; use a path under a file instead
         locked = tmp_path / "a_file"
         locked.write_text("")
-        match = "does not exist"
+        match = "is a file, not a directory"
     else:
         match = "not writable|cannot create"
     with pytest.raises(fe_adjoint.ConfigurationError, match=match):

@@ -3,27 +3,30 @@
 Array-backed values (Firedrake Functions) are written as datasets; small values
 without an array (floats, Constants, meshes) stay in memory beside the file.
 Every file is deleted when its slot is freed, and the whole directory when the
-storage is cleared, garbage-collected or the process exits.
+storage is cleared, garbage-collected or the process exits or gets a SIGTERM
+(:mod:`~fe_adjoint.checkpointing.storage.folders`).
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import shutil
-import tempfile
 import weakref
+import zlib
 from collections.abc import Hashable, Mapping
 from typing import Any
 
 import h5py
 
 from ...errors import ConfigurationError, StorageError
+from . import folders
 from .base import Slot, StorageLevel
 
-
-def _remove_tree(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+_WRITE_FAILURES = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "the file size limit is reached (ulimit -f, or the file system's)",
+}
 
 
 class DiskStorage(StorageLevel):
@@ -57,18 +60,23 @@ class DiskStorage(StorageLevel):
         self._templates: dict[int, dict[Hashable, tuple[Any, tuple]]] = {}
         self._names: dict[Hashable, str] = {}
         if self._rank == 0:
-            self._finalizer = weakref.finalize(self, _remove_tree, path)
+            self._finalizer = weakref.finalize(self, folders.remove, path)
         else:
             self._finalizer = weakref.finalize(self, lambda: None)
 
     @staticmethod
     def _make_private_dir(disk_dir: str) -> str | Exception:
+        if os.path.exists(disk_dir) and not os.path.isdir(disk_dir):
+            return ConfigurationError(
+                f"disk_dir {disk_dir!r} is a file, not a directory; pass a directory as "
+                "disk_dir="
+            )
         if not os.path.isdir(disk_dir):
             return ConfigurationError(
                 f"disk_dir {disk_dir!r} does not exist; create it or pass another disk_dir="
             )
         try:
-            return tempfile.mkdtemp(prefix="fe_adjoint-", dir=disk_dir)
+            return folders.make_private_dir(disk_dir)
         except OSError as exc:
             return ConfigurationError(
                 f"cannot create checkpoint files in disk_dir {disk_dir!r} ({exc.strerror}); "
@@ -101,11 +109,13 @@ class DiskStorage(StorageLevel):
         path = self._file(step)
         try:
             with h5py.File(path, "a") as f:
+                f.attrs["step"] = step
                 for key, array in arrays.items():
-                    f.create_dataset(self._name(key), data=array)
+                    dataset = f.create_dataset(self._name(key), data=array)
+                    dataset.attrs["crc32"] = zlib.crc32(array.tobytes())
         except OSError as exc:
             self.delete(step)
-            reason = "the disk is full" if getattr(exc, "errno", None) == errno.ENOSPC else str(exc)
+            reason = _WRITE_FAILURES.get(getattr(exc, "errno", None), str(exc))
             raise StorageError(
                 f"cannot write the checkpoint of step {step} to {path}: {reason}; "
                 "free space or pass another disk_dir= to enable_checkpointing"
@@ -122,17 +132,38 @@ class DiskStorage(StorageLevel):
                     f"checkpoint file {path} of step {step} is missing; it was deleted while "
                     "the run was going: keep disk_dir untouched until the adjoint has finished"
                 )
-            with h5py.File(path, "r") as f:
-                for key, (template, expected) in templates.items():
-                    array = f[self._name(key)][...]
-                    if array.shape != expected:
-                        raise StorageError(
-                            f"checkpoint {path} holds {array.shape} values for {key} but this "
-                            f"process expects {expected}: the MPI partition differs from the one "
-                            "that wrote it; run with the same number of processes and mesh"
-                        )
-                    values[key] = self.codec.from_array(template, array)
+            try:
+                arrays = self._read_arrays(path, step, templates)
+            except (OSError, KeyError, ValueError) as exc:
+                raise StorageError(
+                    f"checkpoint file {path} of step {step} cannot be read ({exc}): it was "
+                    "damaged or replaced while the run was going; keep disk_dir untouched "
+                    "until the adjoint has finished (the next derivative recomputes it)"
+                ) from exc
+            for key, (template, expected) in templates.items():
+                array = arrays[key]
+                if array.shape != expected:
+                    raise StorageError(
+                        f"checkpoint {path} holds {array.shape} values for {key} but this "
+                        f"process expects {expected}: the MPI partition differs from the one "
+                        "that wrote it; run with the same number of processes and mesh"
+                    )
+                values[key] = self.codec.from_array(template, array)
         return Slot(slot.kind, values)
+
+    def _read_arrays(self, path: str, step: int, templates) -> dict:
+        """The arrays of a step's file, each checked against the checksum written with it."""
+        arrays = {}
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("step") != step:
+                raise ValueError(f"the file holds step {f.attrs.get('step')}")
+            for key in templates:
+                dataset = f[self._name(key)]
+                array = dataset[...]
+                if zlib.crc32(array.tobytes()) != dataset.attrs["crc32"]:
+                    raise ValueError(f"the checksum of {key} does not match")
+                arrays[key] = array
+        return arrays
 
     def _forget(self, step: int) -> None:
         self._templates.pop(step, None)

@@ -1,0 +1,168 @@
+"""Real signals mid-adjoint: SIGTERM leaves no file; after SIGKILL the next run sweeps up.
+
+Each run is a real subprocess that signals itself half-way through its adjoint (Slurm's
+SIGTERM at the time limit, a SIGKILL by the out-of-memory killer).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {repo!r})
+    from tests.helpers import SCHEDULES, N_STEPS, heat
+    from fe_adjoint.checkpointing.step_model import PyadjointStepModel
+    taped = heat(SCHEDULES["mixed_disk"](N_STEPS), {disk_dir!r})
+    original = PyadjointStepModel.run_reverse
+
+    def run_reverse(self, n, *args):
+        if n == N_STEPS - 2:
+            files = sum(len(names) for _, _, names in os.walk({disk_dir!r}))
+            print("files before the signal", files, flush=True)
+            os.kill(os.getpid(), signal.{signal})
+        return original(self, n, *args)
+
+    PyadjointStepModel.run_reverse = run_reverse
+    taped.Jhat.derivative()
+""")
+
+
+def _run(disk_dir, signame):
+    script = SCRIPT.format(repo=REPO, disk_dir=str(disk_dir), signal=signame)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+
+
+def _entries(folder):
+    return sorted(os.listdir(folder))
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_signal_mid_adjoint_removes_the_checkpoint_files(tmp_path, signame):
+    result = _run(tmp_path, signame)
+    if signame == "SIGTERM":
+        assert result.returncode == -signal.SIGTERM, result.stderr  # the signal's own ending
+    else:
+        assert "KeyboardInterrupt" in result.stderr  # Python's own ending for a Ctrl-C
+    assert "files before the signal" in result.stdout
+    assert int(result.stdout.split()[-1]) > 0  # there was something to remove
+    assert _entries(tmp_path) == []
+
+
+def test_after_sigkill_the_next_run_removes_the_dead_folder(tmp_path):
+    from fe_adjoint.checkpointing.storage import folders
+
+    result = _run(tmp_path, "SIGKILL")
+    assert result.returncode == -signal.SIGKILL
+    (left,) = _entries(tmp_path)  # nothing can clean up after a SIGKILL ...
+    assert folders.owner(left)[1] > 0  # ... but the folder names its owner
+    dead, elsewhere = folders.stale(str(tmp_path))
+    assert [os.path.basename(p) for p in dead] == [left] and elsewhere == []
+    result = _run(tmp_path, "SIGTERM")  # a later run in the same disk_dir
+    assert result.returncode == -signal.SIGTERM
+    assert _entries(tmp_path) == []
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_fe_adjoint_clean_lists_and_removes_dead_folders(tmp_path, dry_run):
+    from fe_adjoint.cli import main
+
+    assert _run(tmp_path, "SIGKILL").returncode == -signal.SIGKILL
+    (left,) = _entries(tmp_path)
+    live = tmp_path / "fe_adjoint-otherhost-1-1-abcdefgh"  # a folder made on another host
+    live.mkdir()
+    args = ["clean", str(tmp_path)] + (["--dry-run"] if dry_run else [])
+    assert main(args) == 0
+    assert (left in _entries(tmp_path)) == dry_run
+    assert live.name in _entries(tmp_path)
+
+
+FULL_DISK_SCRIPT = textwrap.dedent("""
+    import resource, signal, sys
+    sys.path.insert(0, {repo!r})
+    import numpy as np
+    import fe_adjoint
+    from tests.helpers import SCHEDULES, N_STEPS, as_array, heat, relative_error
+    from fe_adjoint.checkpointing.step_model import PyadjointStepModel
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    expected = as_array(heat(SCHEDULES["single_memory"](N_STEPS)).Jhat.derivative()).copy()
+    taped = heat(SCHEDULES["mixed_disk"](N_STEPS), {disk_dir!r})
+    original = PyadjointStepModel.run_reverse
+    def run_reverse(self, n, *args):  # the disk fills up half-way through the adjoint
+        if n == N_STEPS - 1:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+        return original(self, n, *args)
+    PyadjointStepModel.run_reverse = run_reverse
+    try:
+        taped.Jhat.derivative()
+    except fe_adjoint.StorageError as exc:
+        print("error:", exc)
+    PyadjointStepModel.run_reverse = original
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)  # space freed
+    print("after:", relative_error(taped.Jhat.derivative(), expected))
+""")
+
+
+def test_a_full_disk_mid_adjoint_is_named_and_the_next_derivative_is_right(tmp_path):
+    script = FULL_DISK_SCRIPT.format(repo=REPO, disk_dir=str(tmp_path))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "error: cannot write the checkpoint of step" in result.stdout
+    assert "the file size limit is reached" in result.stdout
+    assert "free space or pass another disk_dir=" in result.stdout
+    assert float(result.stdout.split("after:")[1]) <= 1e-12
+    assert _entries(tmp_path) == []
+
+
+MPI_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {repo!r})
+    from mpi4py import MPI
+    from tests.helpers import N_STEPS, SCHEDULES, as_array, reaction_diffusion, relative_error
+    from fe_adjoint.checkpointing.step_model import PyadjointStepModel
+    comm = MPI.COMM_WORLD
+    serial = reaction_diffusion(SCHEDULES["single_memory"](N_STEPS), comm=MPI.COMM_SELF)
+    expected = as_array(serial.Jhat.derivative()).copy()
+    taped = reaction_diffusion(SCHEDULES["mixed_disk"](N_STEPS), {disk_dir!r}, comm=comm)
+    if {kill!r}:
+        original = PyadjointStepModel.run_reverse
+        def run_reverse(self, n, *args):
+            if n == N_STEPS - 2 and comm.rank == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original(self, n, *args)
+        PyadjointStepModel.run_reverse = run_reverse
+    error = relative_error(taped.Jhat.derivative(), expected)
+    print("rank", comm.rank, "error", error, flush=True)
+""")
+
+
+def _mpiexec(disk_dir, kill):
+    import time
+
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OMPI_", "PMIX_", "OPAL_")) or "ALLOW_RUN_AS_ROOT" in k}
+    script = MPI_SCRIPT.format(repo=REPO, disk_dir=str(disk_dir), kill=kill)
+    start = time.perf_counter()
+    result = subprocess.run(["mpiexec", "-n", "2", sys.executable, "-c", script],
+                            capture_output=True, text=True, timeout=240, env=env)
+    return result, time.perf_counter() - start
+
+
+def test_mpiexec_ends_when_a_rank_is_killed_and_a_later_run_works(tmp_path):
+    killed, seconds = _mpiexec(tmp_path, kill=True)
+    assert killed.returncode != 0
+    assert seconds < 60 + 30  # start-up and taping included; the kill itself ends it fast
+    later, _ = _mpiexec(tmp_path, kill=False)
+    assert later.returncode == 0, later.stderr
+    errors = [float(line.split()[-1]) for line in later.stdout.splitlines()
+              if line.startswith("rank")]
+    assert len(errors) == 2 and max(errors) <= 1e-10
+    assert _entries(tmp_path) == []  # the killed run's folder was swept or removed
