@@ -46,6 +46,7 @@ class CheckpointingSession(TapePackageData):
             tape, self.codec, self.reads, FastAdjoint(self.patterns) if coarsen else None,
             FastForward(self.patterns) if coarsen else None)
         self._variables = None  # every BlockVariable of the taped run, once taping ended
+        self._live = None  # the LiveState of every pass, once taping ended
         # Absolute now: the script may change directory before the adjoint runs.
         self.disk_dir = os.path.abspath(os.fspath(disk_dir) if disk_dir is not None
                                         else tempfile.gettempdir())
@@ -110,6 +111,7 @@ class CheckpointingSession(TapePackageData):
             self._variables = list({
                 bv: None for blocks in self.model.blocks for block in blocks
                 for bv in (*block.get_dependencies(), *block.get_outputs())})
+            self._live = LiveState(self.reads.plans.values())  # the plans are final now
             try:
                 self.driver.finish_taping()
             finally:
@@ -127,7 +129,7 @@ class CheckpointingSession(TapePackageData):
         self.model.adopt_controls(controls, given)
         if markings:
             refine_control_dependence(self.model.blocks, self.model.controls)
-        return LiveState(self.reads.plans.values())
+        return self._live
 
     def _marked_controls(self):
         return [bv for bv in self._variables if bv.is_control]
