@@ -9,11 +9,13 @@ Add two lines to a script taped with ``firedrake.adjoint``::
 and use ``ReducedFunctional``, ``taylor_test`` and ``minimize`` as usual; each step is one
 tape block whose adjoint reuses derived forms and factorisations. ``Jhat.tlm`` and
 ``Jhat.hessian`` run through the schedule; :func:`hessian_trace` gives Hessian traces in one
-forward sweep.
+forward sweep; :class:`TimeSum`, :class:`TimeIntegral`, :class:`TimeMax`, :class:`FieldMax`
+and :class:`PointMisfit` reduce a run over time, one tape block per observation.
 """
 
 from .checkpointing.schedules import SCHEDULE_NAMES, schedule_by_name
 from .errors import ConfigurationError, FeAdjointError, ScheduleError, StorageError
+from .functionals import FieldMax, PointMisfit, TimeIntegral, TimeMax, TimeSum
 from .info import info
 from .second_order.trace import TraceEstimate, hessian_trace
 from .tape.session import enable_checkpointing, report, stats, steps
@@ -24,8 +26,13 @@ __all__ = [
     "SCHEDULE_NAMES",
     "ConfigurationError",
     "FeAdjointError",
+    "FieldMax",
+    "PointMisfit",
     "ScheduleError",
     "StorageError",
+    "TimeIntegral",
+    "TimeMax",
+    "TimeSum",
     "TraceEstimate",
     "enable_checkpointing",
     "hessian_trace",

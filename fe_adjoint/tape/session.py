@@ -105,9 +105,11 @@ class CheckpointingSession(TapePackageData):
             count = next((i + 1 for i in range(len(blocks) - 1, -1, -1)
                           if functional in blocks[i].get_outputs()), len(blocks))
             self._close_step(last, count)
-            # The last step's outputs are the run's results (the functional among them).
-            self.model.keep(bv for block in self.model.blocks[last]
-                            for bv in block.get_outputs())
+            # The last step's outputs are the run's results (the functional among them), and
+            # so may be any scalar: a functional taped mid-run, a running time reduction.
+            self.model.keep(bv for n, blocks in enumerate(self.model.blocks)
+                            for block in blocks for bv in block.get_outputs()
+                            if n == last or isinstance(bv.output, AdjFloat))
             self._variables = list({
                 bv: None for blocks in self.model.blocks for block in blocks
                 for bv in (*block.get_dependencies(), *block.get_outputs())})
