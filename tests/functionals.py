@@ -15,7 +15,8 @@ N_STEPS = 6
 RECEIVERS = np.array([(0.2, 0.3), (0.5, 0.5), (0.8, 0.6), (0.35, 0.9)])
 
 
-def _run(schedule, tmp_path, n_steps, control, annotate, observe, finish_functional):
+def _run(schedule, tmp_path, n_steps, control, annotate, observe, finish_functional,
+         comm=None):
     """Tape the run; ``observe(n, u, mesh)`` after each step's solve; returns the Taped."""
     from firedrake import (
         Constant,
@@ -34,7 +35,7 @@ def _run(schedule, tmp_path, n_steps, control, annotate, observe, finish_functio
 
     from tests.helpers import NEWTON, finish, initial, start, steps
 
-    mesh = UnitSquareMesh(4, 4)
+    mesh = UnitSquareMesh(4, 4, **({"comm": comm} if comm is not None else {}))
     V = FunctionSpace(mesh, "CG", 1)
     x, y = SpatialCoordinate(mesh)
     m = initial(Function(V).interpolate(0.5 + 0.3 * sin(3 * x) * y), control)
@@ -158,7 +159,7 @@ def records(n_steps=N_STEPS, receivers=RECEIVERS):
 
 
 def point_misfit(schedule=None, tmp_path=None, n_steps=N_STEPS, control=None, annotate=True,
-                 by_hand=False, observed=(0, 2, 3, 5), receivers=RECEIVERS):
+                 by_hand=False, observed=(0, 2, 3, 5), receivers=RECEIVERS, comm=None):
     """Receivers on a VertexOnlyMesh, records at some steps, per-receiver weights; by hand,
     as in Firedrake's FWI demo: interpolate onto the receivers, assemble the misfit."""
     from firedrake import (
@@ -198,7 +199,7 @@ def point_misfit(schedule=None, tmp_path=None, n_steps=N_STEPS, control=None, an
         state["J"].observe()
 
     return _run(schedule, tmp_path, n_steps, control, annotate, observe,
-                lambda state: state["J"] if by_hand else state["J"].value)
+                lambda state: state["J"] if by_hand else state["J"].value, comm)
 
 
 FUNCTIONALS = {

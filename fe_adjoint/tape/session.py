@@ -221,7 +221,7 @@ def _uses_disk(schedule) -> bool:
 
 def enable_checkpointing(
     schedule, disk_dir: str | os.PathLike | None = None, *, progress_every: int | None = None,
-    coarsen: bool = True,
+    coarsen: bool = True, comm=None,
 ) -> CheckpointingSession:
     """Checkpoint the working tape's adjoint with a checkpoint_schedules schedule.
 
@@ -239,6 +239,9 @@ def enable_checkpointing(
         Put each time step on the tape as one block and evaluate its adjoint through
         forms derived once per pattern, reusing assembled operators and factorisations
         (see :mod:`fe_adjoint.tape.coarse`); ``False`` keeps pyadjoint's blocks and adjoints.
+    comm
+        The communicator the run's mesh is on (default ``COMM_WORLD``); for a member of an
+        ``Ensemble``, ``ensemble.comm``. Its ranks take part in every pass together.
 
     Returns
     -------
@@ -267,8 +270,8 @@ def enable_checkpointing(
             "enable_checkpointing must be called before anything is taped; call it right "
             "after set_working_tape(Tape()) or continue_annotation()"
         )
-    session = CheckpointingSession(tape, schedule, disk_dir, progress_every=progress_every,
-                                   coarsen=coarsen)
+    session = CheckpointingSession(tape, schedule, disk_dir, comm=comm,
+                                   progress_every=progress_every, coarsen=coarsen)
     attach(tape, session)
     return session
 

@@ -143,3 +143,26 @@ def test_an_observation_is_one_operation_whatever_the_number_of_receivers(by_han
         assert min(added) >= 3
     else:
         assert added == [1, 1]
+
+
+def test_the_fwi_demo_lowers_the_misfit_and_plots(tmp_path, capsys):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    from firedrake.adjoint import get_working_tape
+
+    path = Path(__file__).resolve().parents[2] / "demos" / "fwi.py"
+    plot = tmp_path / "velocity.png"
+    argv = sys.argv
+    sys.argv = [str(path), "--cells", "6", "--steps", "20", "--receivers", "5",
+                "--iterations", "2", "--snapshots", "3", "--plot", str(plot)]
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    finally:
+        sys.argv = argv
+    misfits = [float(line.split()[-1]) for line in capsys.readouterr().out.splitlines()
+               if line.startswith("evaluation")]
+    assert len(misfits) >= 3 and min(misfits) < 0.5 * misfits[0]
+    assert plot.stat().st_size > 0
+    assert [len(step) for step in get_working_tape().timesteps] == [1] * 20
