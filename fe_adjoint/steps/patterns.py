@@ -58,11 +58,27 @@ def _structure(expressions, inputs: FormInputs) -> tuple:
         if isinstance(e, ufl.form.Form):  # both cached on the form
             parts += [e.signature(), tuple(id(c) for c in e.constants())]
         elif isinstance(e, (ufl.core.expr.Expr, ufl.form.BaseForm)):
-            parts += [str(e), tuple(sorted(id(c) for c in extract_type(e, Constant)))]
+            parts += _text_and_constants(e, lambda e: (
+                str(e), tuple(sorted(id(c) for c in extract_type(e, Constant)))))
         else:
             parts.append(e)  # a plain number
     spaces = tuple(id(bv.output.function_space()) for bv in inputs.all)
     return (*parts, spaces)
+
+
+_TEXTS: OrderedDict = OrderedDict()  # id(expression) -> (expression, its text, Constants)
+
+
+def _text_and_constants(e, compute) -> tuple:
+    """``compute(e)`` for an expression or form sum, cached: printing one takes a
+    millisecond, every replayed step asks again (the expression is held, so its id is
+    not reused while cached)."""
+    found = _TEXTS.get(id(e))
+    if found is None or found[0] is not e:
+        found = _TEXTS[id(e)] = (e, *compute(e))
+        if len(_TEXTS) > 256:
+            _TEXTS.popitem(last=False)
+    return list(found[1:])
 
 
 @dataclass(frozen=True)

@@ -166,3 +166,35 @@ def test_the_fwi_demo_lowers_the_misfit_and_plots(tmp_path, capsys):
     assert len(misfits) >= 3 and min(misfits) < 0.5 * misfits[0]
     assert plot.stat().st_size > 0
     assert [len(step) for step in get_working_tape().timesteps] == [1] * 20
+
+
+def _fwi(schedule, tmp_path, by_hand):
+    import fe_adjoint
+    from demos import fwi
+    from tests.helpers import Taped, fresh_tape
+
+    s = fwi.survey(cells=6, steps=20, receivers=5)
+    data = fwi.records(s, fwi.true_speed(s.V))
+    c = fwi.Function(s.V).interpolate(1.5)
+    fresh_tape()
+    fe_adjoint.enable_checkpointing(schedule, disk_dir=tmp_path)
+    J = fwi.misfit(s, c, data, by_hand=by_hand, steps=fe_adjoint.steps)
+    fwi.pause_annotation()
+    x, z = fwi.SpatialCoordinate(s.mesh)
+    return Taped(fwi.ReducedFunctional(J, fwi.Control(c)), c,
+                 fwi.Function(s.V).interpolate(0.2 * x * (1 - x) * z))
+
+
+@pytest.mark.parametrize("schedule", ["mixed_disk"])
+def test_point_misfit_equals_the_fwi_demo_code(schedule, tmp_path):
+    """The FWI demo's receivers as Functions, observed by PointMisfit, against its own loop
+    (that loop's derivatives are checked against finite differences in test_idioms)."""
+    expected = _fwi(SCHEDULES["single_memory"](20), tmp_path, by_hand=True)
+    taped = _fwi(SCHEDULES[schedule](20), tmp_path, by_hand=False)
+    d = taped.direction
+    assert float(taped.Jhat.functional) == pytest.approx(float(expected.Jhat.functional),
+                                                         rel=TOL)
+    assert relative_error(taped.Jhat.derivative(), expected.Jhat.derivative()) <= TOL
+    e = expected.direction  # the same values, on the other run's mesh
+    assert float(taped.Jhat.tlm(d)) == pytest.approx(float(expected.Jhat.tlm(e)), rel=TOL)
+    assert relative_error(taped.Jhat.hessian(d), expected.Jhat.hessian(e)) <= TOL
