@@ -70,9 +70,11 @@ _TEXTS: OrderedDict = OrderedDict()  # id(expression) -> (expression, its text, 
 
 
 def _text_and_constants(e, compute) -> tuple:
-    """``compute(e)`` for an expression or form sum, cached: printing one takes a
-    millisecond, every replayed step asks again (the expression is held, so its id is
-    not reused while cached)."""
+    """``compute(e)`` for an expression or form sum, cached.
+
+    Printing one takes a millisecond and every replayed step asks again; the expression
+    is held, so its id is not reused while cached.
+    """
     found = _TEXTS.get(id(e))
     if found is None or found[0] is not e:
         found = _TEXTS[id(e)] = (e, *compute(e))
