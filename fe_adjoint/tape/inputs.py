@@ -91,6 +91,7 @@ class Inputs:
         self._last: dict[int, tuple] = {}  # id(object) -> (key, fingerprint) of its last capture
         self._by_bv: dict[Any, list] = {}  # BlockVariable -> its captured keys
         self._serials: dict[int, int] = {}  # id(object) -> captures so far
+        self.in_place: set = set()  # keys whose live objects hold their values (this pass)
 
     def __contains__(self, key) -> bool:
         return key in self.values

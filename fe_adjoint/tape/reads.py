@@ -29,6 +29,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ..errors import ConfigurationError
 from .inputs import (
     Inputs,
@@ -59,7 +61,7 @@ class ReadPlan:
     def load(self, inputs: Inputs, held) -> None:
         """Put the values in place; ``held(key)`` is the value of a tape key, or None."""
         for bv, key in self.dep_loads:
-            bv._checkpoint = inputs.values[key]
+            bv._checkpoint = None if key in inputs.in_place else inputs.values[key]
         for obj, key in self.live_loads:
             value = inputs.values.get(key)
             if value is None:
@@ -282,28 +284,55 @@ class LiveState:
     control among them).
     """
 
-    def __init__(self, plans):
+    def __init__(self, plans, inputs: Inputs):
         from firedrake import Cofunction, Constant, Function
+        from firedrake.mesh import MeshGeometry
 
+        self._inputs = inputs
         self._objects = {}
         self._bvs = {}
+        self._meshes = {}  # id(BlockVariable) -> (its captured mesh's variable, key)
         for plan in plans:
             for obj, _ in plan.live_loads:
                 self._objects.setdefault(id(obj), obj)
-            for bv, _ in plan.dep_loads:
+            for bv, key in plan.dep_loads:
                 self._bvs.setdefault(id(bv), bv)
                 if isinstance(bv.output, (Function, Cofunction, Constant)):
                     self._objects.setdefault(id(bv.output), bv.output)
+                elif isinstance(bv.output, MeshGeometry):
+                    self._meshes.setdefault(id(bv), (bv, key))
 
     def __enter__(self):
         self._values = [(obj, copy_of(obj)) for obj in self._objects.values()]
         self._checkpoints = [(bv, bv._checkpoint) for bv in self._bvs.values()]
+        self._inputs.in_place = self._place_meshes()
         return self
 
     def __exit__(self, *exc):
+        self._inputs.in_place = set()
         for obj, value in self._values:
             assign_into(obj, value)
         for bv, checkpoint in self._checkpoints:
             bv._checkpoint = checkpoint
         self._values = self._checkpoints = None
         return False
+
+    def _place_meshes(self) -> set:
+        """Give the captured meshes their taped coordinates; their keys (read in place).
+
+        pyadjoint would re-assign a mesh's coordinates from its checkpoint at every read
+        (a fifth of a replayed wave step) and, where the script moved the mesh after
+        taping, leave it moved back. Here a mesh gets its taped coordinates once, if it
+        does not hold them (on every rank together: an assignment marks halos for
+        exchange), is read in place during the pass, and gets the script's coordinates
+        back when the pass ends.
+        """
+        from mpi4py import MPI
+
+        for bv, key in self._meshes.values():
+            coordinates, taped = bv.output.coordinates, self._inputs.values[key]
+            same = np.array_equal(coordinates.dat.data_ro, taped.dat.data_ro)
+            if not bv.output.comm.allreduce(bool(same), op=MPI.LAND):
+                self._values.append((coordinates, copy_of(coordinates)))
+                assign_into(coordinates, taped)
+        return {key for _, key in self._meshes.values()}

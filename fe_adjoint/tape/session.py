@@ -113,7 +113,7 @@ class CheckpointingSession(TapePackageData):
             self._variables = list({
                 bv: None for blocks in self.model.blocks for block in blocks
                 for bv in (*block.get_dependencies(), *block.get_outputs())})
-            self._live = LiveState(self.reads.plans.values())  # the plans are final now
+            self._live = LiveState(self.reads.plans.values(), self.reads.inputs)  # final now
             try:
                 self.driver.finish_taping()
             finally:
