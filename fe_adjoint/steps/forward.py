@@ -82,8 +82,11 @@ def _newton_replayable(block) -> bool:
 def _assemble_rule(patterns, block):
     from pyadjoint.overloaded_type import create_overloaded_object
 
-    if len(block.form.arguments()) != 0:
-        return None
+    from .form_sums import cofunction_sum
+
+    if len(block.form.arguments()) != 0:  # a Cofunction re-assigned: r(t) * q
+        saved = {id(bv.output): bv for bv in block.get_dependencies()}
+        return cofunction_sum(block.form, lambda c: saved[id(c)].saved_output, saved)
     inputs = form_inputs(block, ())
     key = patterns.key("assemble-forward", (block.form,), inputs)
     pattern = patterns.get_or_make(key, lambda: _Scalar(block.form, inputs))

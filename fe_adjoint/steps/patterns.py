@@ -259,9 +259,14 @@ class Assembly:
     def __init__(self, form, bcs=(), mat_type=None):
         from firedrake.assemble import get_assembler
 
+        from .form_sums import SumAssembly, form_sum_terms
+
         self.rank = None if is_zero(form) else len(form.arguments())
         self.tensor = None
-        if self.rank is not None:
+        terms = form_sum_terms(form) if self.rank == 1 and not bcs else None
+        if terms and any(not hasattr(t, "integrals") for _, t in terms):  # Cofunctions too
+            self._assembler = SumAssembly(terms, form.arguments()[0].function_space().dual())
+        elif self.rank is not None:
             kwargs = {"bcs": bcs, "mat_type": mat_type} if self.rank == 2 else {}
             self._assembler = get_assembler(form, **kwargs)
 
@@ -270,7 +275,10 @@ class Assembly:
             return None
         if self.rank == 0:
             return float(self._assembler.assemble())
-        self.tensor = self._assembler.assemble(tensor=self.tensor)
+        if hasattr(self._assembler, "terms"):
+            self.tensor = self._assembler()
+        else:
+            self.tensor = self._assembler.assemble(tensor=self.tensor)
         return self.tensor
 
 

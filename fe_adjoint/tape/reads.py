@@ -66,8 +66,19 @@ class ReadPlan:
             value = inputs.values.get(key)
             if value is None:
                 value = held(key)
-            if value is not None:
+            if value is not None and not _holds_constant(obj, value):
                 assign_into(obj, value)
+
+
+def _holds_constant(obj, value) -> bool:
+    """Whether Constant ``obj`` already holds ``value``.
+
+    Assigning one costs a quarter of a millisecond, and a replayed step loads each of its
+    Constants before every block.
+    """
+    from firedrake import Constant
+
+    return isinstance(obj, Constant) and same_values(obj, value)
 
 
 class ReadTracker:
