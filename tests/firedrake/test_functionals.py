@@ -74,8 +74,13 @@ def _check_second_order(Jhat, direction, expected, name):
     assert relative_error(Jhat.hessian(direction), hessian) <= tol
 
 
-@pytest.mark.parametrize("schedule", SCHEDULES, ids=list(SCHEDULES))
-@pytest.mark.parametrize("name", FUNCTIONALS, ids=list(FUNCTIONALS))
+# TimeIntegral is TimeSum's block with other weights: a RAM, a disk and a two-level schedule.
+CASES = [(name, schedule) for name in FUNCTIONALS for schedule in SCHEDULES
+         if name != "time_integral" or schedule in ("revolve", "mixed_disk", "two_level_ram")]
+HESSIAN_TAYLOR = ("single_memory", "revolve", "mixed_disk", "multistage_disk")
+
+
+@pytest.mark.parametrize("name,schedule", CASES, ids=[f"{n}-{s}" for n, s in CASES])
 def test_functional_derivatives_equal_the_hand_written_ones(name, schedule, tmp_path,
                                                             functional_references):
     first, second = functional_references(name)
@@ -92,10 +97,11 @@ def test_functional_derivatives_equal_the_hand_written_ones(name, schedule, tmp_
             assert relative_error(Jhat.derivative(), first[i][1]) <= TOL
     Jhat(values[1])
     _check_second_order(Jhat, d, second[1], name)
-    assert taylor_test(Jhat, values[0], d) >= 1.95
-    Jhat(values[0])
-    dJdm, Hm = pairing(Jhat.derivative(), d), pairing(Jhat.hessian(d), d)
-    assert taylor_test(Jhat, values[0], d, dJdm=dJdm, Hm=Hm) >= 2.9
+    if schedule in HESSIAN_TAYLOR:  # elsewhere J, dJ and H d equal these schedules' ones
+        assert taylor_test(Jhat, values[0], d) >= 1.95
+        Jhat(values[0])
+        dJdm, Hm = pairing(Jhat.derivative(), d), pairing(Jhat.hessian(d), d)
+        assert taylor_test(Jhat, values[0], d, dJdm=dJdm, Hm=Hm) >= 2.9
 
 
 def test_the_maximum_has_one_winner_at_every_control_tested():

@@ -21,6 +21,7 @@ from tests.helpers import SCHEDULES, control_values, heat, relative_error
 from tests.idioms import IDIOMS, N_STEPS, STEPS
 
 TOL = 1e-10
+TAYLOR_SCHEDULES = ("single_memory", "revolve", "mixed_disk", "multistage_disk")
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +72,8 @@ def test_idiom_derivatives_match_finite_differences(idiom, schedule, tmp_path,
         _check_derivative(Jhat, first[i][1])
     Jhat(values[1])
     _check_second_order(Jhat, d, second[1])
-    assert taylor_test(Jhat, values[0], d) >= 1.95
+    if schedule in TAYLOR_SCHEDULES:  # elsewhere the derivative equals these schedules' one
+        assert taylor_test(Jhat, values[0], d) >= 1.95
     assert np.array_equal(taped.m.dat.data_ro, live_control)  # no pass wrote the script's m
 
 
