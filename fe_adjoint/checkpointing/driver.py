@@ -142,6 +142,14 @@ class StepDriver:
     def reverse(self, markings: bool) -> None:
         """Run the adjoint; replay the forward first when the schedule needs it."""
         self.finish_taping()
+        self._ready_for_reverse()
+        with self._pass("reverse"), self.stats.phase("reverse"):
+            self._markings = markings
+            self._run_adjoint()
+        self._state = "reverse done"
+
+    def _ready_for_reverse(self) -> None:
+        """Run the forward again if the last pass failed or the schedule needs it."""
         if self._state == "failed":
             phase, what = self._failure
             if phase == "forward":
@@ -154,10 +162,9 @@ class StepDriver:
             self._pending = None if self._schedule.is_exhausted else next(self._schedule, None)
             if self._pending is None:
                 self.forward()
-        with self._pass("reverse"), self.stats.phase("reverse"):
-            self._markings = markings
-            self._advance_to(EndReverse)
-        self._state = "reverse done"
+
+    def _run_adjoint(self) -> None:
+        self._advance_to(EndReverse)
 
     def sweep(self) -> None:
         """Run every step forward once from the start, storing nothing (a tangent-linear pass).
@@ -190,6 +197,7 @@ class StepDriver:
                 f"taping this run failed ({self._failure[1]}); tape the run again on a new "
                 "tape (set_working_tape(Tape())) with a new schedule"
             )
+        self._collector.pass_started()
         try:
             yield
         except BaseException as exc:

@@ -5,8 +5,9 @@ released when Python's cyclic collector runs; left to its own counters, the
 collector runs its full pass rarely and dead vectors pile up with the number of
 steps (seen: +50 KB per step under Revolve on heat, 64 x 64). A
 :class:`GarbageCollector` runs ``gc.collect()`` once the steps since the last
-collection took ``patience`` times as long as that collection: collection costs
-at most ~1/patience of the run, and garbage never outlives more than that much work.
+collection, counted within passes, took ``patience`` times as long as that collection:
+collection costs at most ~1/patience of the run, and garbage never outlives more than that
+much work.
 Under MPI the ranks agree on each collection: freeing PETSc objects on some ranks only
 leaves PETSc's collective garbage clean-up waiting on the others (seen: a hang in
 ``PetscFinalize``).
@@ -25,6 +26,10 @@ class GarbageCollector:
         self.patience = patience
         self._comm = comm if comm is not None and comm.size > 1 else None
         self._cost = first_guess  # seconds a collection takes; measured from the first one
+        self._since = time.perf_counter()
+
+    def pass_started(self) -> None:
+        """Call when a pass starts: the time between passes (the script's) is not work."""
         self._since = time.perf_counter()
 
     def step_done(self) -> None:

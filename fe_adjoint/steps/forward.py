@@ -7,7 +7,8 @@ per block pattern (see :mod:`fe_adjoint.patterns`):
 
 * a **linear solve** (its Jacobian does not read the unknown) solves
   ``J du = F(u0)``, ``u = u0 - du`` from ``u0`` = the step's boundary values, with
-  ``J`` assembled and factorised once and again only when a value it reads changed;
+  ``J`` assembled and factorised once and again only when a value it reads changed, and
+  for an explicit step ``F(u0)`` as matrices times the inputs (:mod:`.affine`);
 * an **assembled scalar** is one call of a cached assembler;
 * a **copy** ``u_old.assign(u)`` is one vector copy.
 
@@ -21,6 +22,7 @@ Everything else replays through pyadjoint (``block.recompute()``).
 
 from __future__ import annotations
 
+from .affine import AffineResidual
 from .patterns import (
     Assembly,
     FormInputs,
@@ -152,6 +154,7 @@ class _LinearSolve:
         self.bcs = homogeneous_bcs(block)
         self.operator = solve_operator(patterns, jacobian, block, self.bcs)
         self.residual = Assembly(F)
+        self.affine = AffineResidual(F, V, diagonal_in=self.unknown)
         self.correction = firedrake.Function(V)
 
     def solve(self, block, inputs: FormInputs):
@@ -162,7 +165,9 @@ class _LinearSolve:
         for bc in block._recover_bcs():  # the boundary values of this step
             bc.apply(self.unknown)
         self.operator.update()
-        residual = self.residual()
+        residual = self.affine() if self.affine.usable else None
+        if residual is None:
+            residual = self.residual()
         if residual is not None:
             solve_into(self.operator.ksp, self.bcs, residual, self.correction)
             with self.unknown.dat.vec as u, self.correction.dat.vec_ro as du:

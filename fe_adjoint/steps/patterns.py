@@ -331,24 +331,37 @@ class OperatorReuse:
     """
 
     def __init__(self, form, ksp, bcs, mat_type):
-        from firedrake import Constant
-        from ufl.algorithms.analysis import extract_coefficients, extract_type
-
         self.ksp = ksp
         self.matrix = Assembly(form, bcs=bcs, mat_type=mat_type)
-        self.reads = [*extract_coefficients(form), *extract_type(form, Constant)]
-        self._assembled_with = None
+        self.reads = ReadsWatch(form)
 
     def update(self) -> None:
         """Re-assemble (and so re-factorise at the next solve) if the operator changed."""
+        if self.reads.changed():
+            self.ksp.setOperators(self.matrix().petscmat)
+
+
+class ReadsWatch:
+    """Tells whether the values a set of forms reads (Functions, Constants) changed."""
+
+    def __init__(self, *forms):
+        from firedrake import Constant
+        from ufl.algorithms.analysis import extract_coefficients, extract_type
+
+        self.reads = list({id(c): c for form in forms for c in (
+            *extract_coefficients(form), *extract_type(form, Constant))}.values())
+        self._seen = None
+
+    def changed(self) -> bool:
+        """True at the first call and whenever a value differs from the last call's."""
         import numpy as np
 
         current = [np.array(c.dat.data_ro, copy=True) for c in self.reads]
-        if self._assembled_with is not None and all(
-                np.array_equal(a, b) for a, b in zip(current, self._assembled_with)):
-            return
-        self.ksp.setOperators(self.matrix().petscmat)
-        self._assembled_with = current
+        if self._seen is not None and all(
+                np.array_equal(a, b) for a, b in zip(current, self._seen)):
+            return False
+        self._seen = current
+        return True
 
 
 def axpy(target, alpha: float, source) -> None:
