@@ -177,26 +177,29 @@ class PyadjointStepModel(IndexedKeys):
 
     # -- running ---------------------------------------------------------------------------
     def run_forward(self, n: int) -> None:
-        blocks = self.blocks[n]
-        for block, record in zip(blocks, self.index.records(n)):
-            if self._makes_control(record):
-                continue  # a control's value is the one given (as pyadjoint's Block.recompute)
-            self._prepare(block, record.reads, n, "forward")
-            for bv in record.writes:
-                # Recompute into new objects: Firedrake assigns in place into an output's
-                # existing value, which another variable's held value may share.
-                bv.checkpoint = None
-                bv.tlm_value = None
-            if self.forward is None or self.tangents:
-                block.recompute()
-            else:
-                self.forward.recompute(block)
-            if self.tangents:
-                block.evaluate_tlm(markings=True)
-            if self.observer is not None:
-                self.observer.block_done(block)
+        for block, record in zip(self.blocks[n], self.index.records(n)):
+            self.run_block(n, block, record)
         if self.observer is not None:
             self.observer.step_done(n)
+
+    def run_block(self, n: int, block, record) -> None:
+        """Recompute one operation of step ``n`` from held values, into new values."""
+        if self._makes_control(record):
+            return  # a control's value is the one given (as pyadjoint's Block.recompute)
+        self._prepare(block, record.reads, n, "forward")
+        for bv in record.writes:
+            # Recompute into new objects: Firedrake assigns in place into an output's
+            # existing value, which another variable's held value may share.
+            bv.checkpoint = None
+            bv.tlm_value = None
+        if self.forward is None or self.tangents:
+            block.recompute()
+        else:
+            self.forward.recompute(block)
+        if self.tangents:
+            block.evaluate_tlm(markings=True)
+        if self.observer is not None:
+            self.observer.block_done(block)
 
     def run_reverse(self, n: int, markings: bool) -> None:
         blocks = self.blocks[n]

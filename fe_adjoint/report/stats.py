@@ -28,6 +28,7 @@ class RunStats:
     captured_inputs: int = 0  # values read from outside the tape, held for its life
     captured_bytes: int = 0
     progress_every: int | None = None
+    reversible: dict | None = None  # a reversible schedule's anchors, drift and fallbacks
 
     @contextmanager
     def phase(self, name: str):
@@ -69,6 +70,7 @@ class RunStats:
             "trace_peak_jets": self.trace_peak_jets,
             "captured_inputs": self.captured_inputs,
             "captured_bytes": self.captured_bytes,
+            **({"reversible": self.reversible} if self.reversible is not None else {}),
         }
 
 

@@ -24,6 +24,9 @@ from ..checkpointing.storage.disk import DiskStorage
 from ..checkpointing.values import FiredrakeValueCodec
 from ..errors import ConfigurationError, ScheduleError
 from ..report.stats import format_report
+from ..reversible.driver import ReversibleDriver
+from ..reversible.inverse import StepInverter
+from ..reversible.schedule import ReversibleSchedule
 from ..steps.adjoint import FastAdjoint
 from ..steps.forward import FastForward
 from ..steps.patterns import PatternCache
@@ -57,7 +60,12 @@ class CheckpointingSession(TapePackageData):
         self.comm = comm
         if disk_dir is not None and _uses_disk(schedule):
             self._make_level(StorageType.DISK).close()  # a bad directory fails now, not mid-run
-        self.driver = StepDriver(schedule, self.model, self._make_level, comm)
+        if isinstance(schedule, ReversibleSchedule):
+            self.driver = ReversibleDriver(schedule, self.model, self._make_level, comm,
+                                           StepInverter(self.model, self.patterns)
+                                           if coarsen else None)
+        else:
+            self.driver = StepDriver(schedule, self.model, self._make_level, comm)
         self.driver.stats.progress_every = progress_every
 
     def _make_level(self, storage: StorageType):

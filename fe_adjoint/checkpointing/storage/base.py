@@ -78,6 +78,10 @@ class StorageLevel(ABC):
         """The steps with a slot."""
         return sorted(self._slots)
 
+    def slot_bytes(self, step: int) -> int:
+        """Bytes the slot of ``step`` holds on this process."""
+        return self._slot_bytes[step]
+
     def write(self, step: int, kind: DataKind, values: Mapping[Hashable, Any]) -> None:
         """Store copies of ``values`` as the slot of ``step``, replacing any older slot."""
         self.delete(step)

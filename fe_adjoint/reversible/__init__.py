@@ -1,0 +1,1 @@
+"""Reversible time stepping: adjoints that run explicit steps backwards instead of storing them."""

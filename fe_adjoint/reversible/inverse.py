@@ -1,0 +1,151 @@
+"""Running a time step backwards: the restart data of step ``n`` from that of step ``n + 1``.
+
+A step is a sequence of operations. Backwards, with the values after the step known (the
+restart data of step ``n + 1``, and what the tape holds for its whole life):
+
+* an operation whose inputs are all known runs forwards (a source ``f.assign(r(t) * q)``);
+* a copy ``u_old.assign(u)`` with its output known gives its source;
+* an explicit linear solve with its output known and exactly one input unknown gives that
+  input (:mod:`.solve_inverse`);
+* a value of step ``n - 1`` that step ``n - 1`` copied into one now known (the solve's
+  initial guess ``u_(n+1)`` of step ``n - 1``, copied into ``u_n``) is that copy's source.
+
+These rules are applied until nothing changes (:func:`plan_backwards`); a value still
+unknown then -- step ``n``'s restart data, or a value its adjoint reads -- makes the step
+irreversible, and the refusal names the operation that reads it. Plans depend only on a
+step's operations and are made once per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigurationError
+from ..steps.patterns import copied_function
+from ..steps.rules import block_kind
+from .solve_inverse import RUNS_BACKWARDS, SolveInverse, check_solve, solve_inputs
+
+
+@dataclass(frozen=True)
+class Action:
+    """One backward rule: ``forward`` runs ``block``; ``copy`` and ``solve`` give ``target``."""
+
+    kind: str
+    n: int
+    block: object
+    record: object = None
+    target: object = None
+    source: object = None
+
+
+def plan_backwards(model, n: int, optional=frozenset()) -> list[Action]:
+    """The actions that give every value of step ``n`` (see the module).
+
+    ``optional`` keys are computed too where the rules reach them (for comparisons) and
+    dropped where they do not.
+    """
+    index = model.index
+    known = {k for k in _keys_of(model, n) if index.is_invariant(k) and k not in optional}
+    if n + 1 < model.n_steps:
+        known |= index.restart_keys(n + 1)
+    needed = index.restart_keys(n) | index.step_keys(n) | set(optional)
+    records = list(zip(model.blocks[n], index.records(n)))
+    previous = list(zip(model.blocks[n - 1], index.records(n - 1))) if n > 0 else []
+    actions: list[Action] = []
+    while True:
+        found = _forward_actions(n, records, known) + _backward_actions(n, records, known)
+        found += [a for a in _backward_actions(n - 1, previous, known, copies_only=True)
+                  if a.target in needed]
+        if not found:
+            break
+        for action in found:
+            known |= set(action.record.writes) if action.kind == "forward" else {action.target}
+        actions += found
+    missing = [k for k in needed - known if k not in optional]
+    if missing:
+        raise _irreversible(n, records, missing[0])
+    return actions
+
+
+def _keys_of(model, n: int) -> set:
+    return {k for record in model.index.records(n) for k in (*record.reads, *record.writes)}
+
+
+def _forward_actions(n, records, known) -> list[Action]:
+    found = []
+    for block, record in records:
+        if not set(record.writes) <= known and set(record.reads) <= known:
+            found.append(Action("forward", n, block, record))
+            known |= set(record.writes)
+    return found
+
+
+def _backward_actions(n, records, known, copies_only=False) -> list[Action]:
+    found = []
+    for block, record in reversed(records):
+        if not record.writes or record.writes[0] not in known:
+            continue
+        kind = block_kind(type(block))
+        if kind == "assign":
+            source = copied_function(block)
+            if source is not None and source not in known:
+                found.append(Action("copy", n, block, record, source, record.writes[0]))
+                known.add(source)
+        elif kind == "solve" and not copies_only:
+            unknown = [bv for bv in solve_inputs(block).all if bv not in known]
+            if len(unknown) == 1:
+                check_solve(block)
+                found.append(Action("solve", n, block, record, unknown[0]))
+                known.add(unknown[0])
+    return found
+
+
+def _irreversible(n, records, key) -> ConfigurationError:
+    reader = next((block for block, record in records if key in record.reads), None)
+    return ConfigurationError(
+        f"time step {n} cannot be run backwards: the value of {key} "
+        f"({type(key.output).__name__}), read by {reader}, cannot be recovered from the "
+        f"values after the step. {RUNS_BACKWARDS}"
+    )
+
+
+class StepInverter:
+    """Runs steps backwards through their plans (made once per step)."""
+
+    def __init__(self, model, patterns):
+        self.model = model
+        self.patterns = patterns
+        self._plans: dict = {}
+
+    def run_backwards(self, n: int, optional=frozenset()) -> dict:
+        """Give every value of step ``n`` from those after it.
+
+        Values of ``optional`` keys are returned, not set (they are compared, not used).
+        """
+        key = (n, frozenset(optional))
+        if key not in self._plans:
+            self._plans[key] = plan_backwards(self.model, n, optional)
+        side: dict = {}
+
+        def value_of(bv):
+            return side[bv] if bv in side else bv.saved_output
+
+        for action in self._plans[key]:
+            if action.kind == "forward":
+                self.model.run_block(action.n, action.block, action.record)
+                continue
+            value = value_of(action.source) if action.kind == "copy" else \
+                self._solve(action, value_of)
+            if action.target in optional:
+                side[action.target] = value
+            else:
+                action.target.checkpoint = value
+        return side
+
+    def _solve(self, action, value_of):
+        inputs = solve_inputs(action.block)
+        target = inputs.all.index(action.target)
+        key = SolveInverse.key(self.patterns, action.block, inputs, target)
+        inverse = self.patterns.get_or_make(
+            key, lambda: SolveInverse(action.block, inputs, target))
+        return inverse.run(action.block, inputs, value_of)

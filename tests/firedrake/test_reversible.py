@@ -1,0 +1,132 @@
+"""The reversible schedule: leapfrog steps run backwards from an anchor every K steps.
+
+References: fe_adjoint storing everything, itself checked here against central finite
+differences of untaped runs.
+"""
+
+from functools import lru_cache
+
+import numpy as np
+import pytest
+from checkpoint_schedules import SingleMemoryStorageSchedule, StorageType
+from firedrake.adjoint import taylor_test
+
+import fe_adjoint
+from fe_adjoint import ConfigurationError, ReversibleSchedule
+from tests.helpers import (
+    control_values,
+    heat,
+    pairing,
+    perturbed,
+    relative_error,
+    true_derivative_fd,
+)
+from tests.waves import leapfrog
+
+N = 1000
+
+
+@lru_cache(maxsize=None)
+def _store_all(n_steps=N, damping=0.0):
+    """Store-all gradients at the three control values, validated by finite differences."""
+    taped = leapfrog(SingleMemoryStorageSchedule(), n_steps=n_steps, damping=damping)
+    values = control_values(taped)
+    gradients = []
+    for value in values:
+        taped.Jhat(value)
+        gradients.append(taped.Jhat.derivative().dat.data_ro.copy())
+    fd = true_derivative_fd(lambda **kw: leapfrog(n_steps=n_steps, damping=damping, **kw),
+                            values[0], taped.direction)
+    assert pairing(gradients[0], taped.direction) == pytest.approx(fd, rel=1e-6)
+    return values, gradients
+
+
+def _on(m, value):
+    """``value`` (same construction, another mesh object) as a Function of ``m``'s space."""
+    out = m.copy(deepcopy=True)
+    out.dat.data[:] = value.dat.data_ro
+    return out
+
+
+@pytest.mark.parametrize("every, storage", [(10, StorageType.RAM), (100, StorageType.DISK)])
+def test_reversible_gradients_equal_store_all(every, storage, tmp_path):
+    values, expected = _store_all()
+    taped = leapfrog(ReversibleSchedule(N, every, storage), tmp_path)
+    for _ in range(2):  # right after taping, then repeated
+        assert relative_error(taped.Jhat.derivative(), expected[0]) <= 1e-10
+    assert fe_adjoint.stats()["forward_steps"] == N + 2  # the taping, and step 0 per adjoint
+    # Away from the taping point the gradient amplifies the states' round-off more: with
+    # K = 100 (drift ~3e-13) it is 1.7e-10 off at the second control value.
+    tolerance = 1e-10 if every <= 10 else 1e-9
+    for value, gradient in zip([*values[1:], values[0]], [*expected[1:], expected[0]]):
+        taped.Jhat(_on(taped.m, value))
+        assert relative_error(taped.Jhat.derivative(), gradient) <= tolerance
+    info = fe_adjoint.stats()["reversible"]
+    assert info["stored_states"] <= N / every + 2
+    assert max(info["drift"]) <= 1e-10 and info["fallback_segments"] == 0
+    assert info["inverse_steps"] == 5 * (N - 1)  # each adjoint: one inverse step per step
+    assert fe_adjoint.stats()["forward_steps"] == 4 * N + 5  # three evaluations more
+    if every == 10:
+        assert taylor_test(taped.Jhat, _on(taped.m, values[0]), taped.direction) >= 1.95
+
+
+def test_tangent_linear_and_hessian_under_the_reversible_schedule():
+    n = 200
+    reference = leapfrog(SingleMemoryStorageSchedule(), n_steps=n)
+    taped = leapfrog(ReversibleSchedule(n, 20), n_steps=n)
+    d, d_ref = taped.direction, reference.direction
+    assert float(taped.Jhat.tlm(d)) == pytest.approx(float(reference.Jhat.tlm(d_ref)),
+                                                     rel=1e-10)
+    expected = reference.Jhat.hessian(d_ref).dat.data_ro.copy()
+    assert relative_error(taped.Jhat.hessian(d), expected) <= 1e-10
+    h = 1e-3  # central second differences: store-all gradients at m +- h d
+    reference.Jhat(perturbed(reference.m, d_ref, h))
+    plus = reference.Jhat.derivative().dat.data_ro.copy()
+    reference.Jhat(perturbed(reference.m, d_ref, -h))
+    minus = reference.Jhat.derivative().dat.data_ro.copy()
+    assert relative_error(expected, (plus - minus) / (2 * h)) <= 1e-5
+    gradient = taped.Jhat.derivative()  # a gradient after the Hessian pass
+    reference.Jhat(reference.m)
+    assert relative_error(gradient, reference.Jhat.derivative()) <= 1e-10
+
+
+def test_a_segment_that_drifts_is_recomputed_from_its_anchor():
+    """Strong damping forwards is strong growth backwards: round-off grows past tolerance."""
+    n = 400
+    values, expected = _store_all(n, damping=200.0)
+    taped = leapfrog(ReversibleSchedule(n, 200), n_steps=n, damping=200.0)
+    with pytest.warns(RuntimeWarning, match="drifted by"):
+        gradient = taped.Jhat.derivative()
+    info = fe_adjoint.stats()["reversible"]
+    assert info["fallback_segments"] >= 1 and max(info["drift"]) > 1e-10
+    assert relative_error(gradient, expected[0]) <= 1e-10
+
+
+def test_a_step_that_cannot_run_backwards_is_refused():
+    """Implicit heat steps (a consistent mass matrix, Dirichlet conditions)."""
+    from tests.helpers import N_STEPS
+
+    taped = heat(ReversibleSchedule(N_STEPS, 2))
+    with pytest.raises(ConfigurationError, match="cannot be run backwards"):
+        taped.Jhat.derivative()
+
+
+def test_the_fwi_misfit_under_the_reversible_schedule():
+    """The FWI demo's own loop with PointMisfit: functionals over time compose."""
+    from firedrake.adjoint import Control, ReducedFunctional, pause_annotation
+
+    from demos import fwi
+    from tests.helpers import fresh_tape
+
+    s = fwi.survey(cells=6, steps=100, receivers=5)
+    data = fwi.records(s, fwi.true_speed(s.V))
+    gradients = []
+    for schedule in (SingleMemoryStorageSchedule(), ReversibleSchedule(100, 25)):
+        fresh_tape()
+        fe_adjoint.enable_checkpointing(schedule)
+        c = fwi.Function(s.V).interpolate(1.5)
+        J = fwi.misfit(s, c, data, steps=fe_adjoint.steps)
+        pause_annotation()
+        gradients.append(ReducedFunctional(J, Control(c)).derivative().dat.data_ro.copy())
+    assert relative_error(gradients[1], gradients[0]) <= 1e-10
+    assert np.linalg.norm(gradients[0]) > 0
