@@ -7,7 +7,9 @@ its own process (peak RSS only grows):
 * ``firedrake.adjoint``: the demo's own loop (interpolate onto the receivers, assemble the
   misfit, ``J +=``), everything stored on the plain tape;
 * ``fe store-all``: PointMisfit under ``SingleMemoryStorageSchedule``;
-* ``fe revolve``: PointMisfit under ``Revolve(N, 10)``.
+* ``fe revolve``: PointMisfit under ``Revolve(N, 10)``;
+* ``fe reversible``: PointMisfit under ``ReversibleSchedule(N, N // 10)``: as many stored
+  states as Revolve's 10 (an anchor every N/10 steps), the steps run backwards.
 
 Reported: forward (taping) and gradient (the first ``derivative()``) time, an optimisation
 iteration (``Jhat(c)`` at a new ``c`` and its ``derivative()``), peak RSS above the RSS
@@ -15,7 +17,11 @@ before taping up to the first gradient (in the JSON file also after the iteratio
 gradient's difference from firedrake.adjoint's, and the ratios. Run by
 hand (minutes, not CI)::
 
-    python benchmarks/fwi.py --out results/ [--sizes 50:500 100:1000]
+    python benchmarks/fwi.py --out results/ [--sizes 50:500 100:1000] [--reflecting]
+
+With ``--reflecting`` the boundary term is left out: the demo's absorbing term makes the
+steps unstable backwards (their round-off grows ~10x per step at 100 x 100), so the
+reversible run there recomputes its segments (``fallback_segments`` in the JSON file).
 """
 
 from __future__ import annotations
@@ -27,10 +33,10 @@ import subprocess
 import sys
 import time
 
-RUNS = ("firedrake.adjoint", "fe store-all", "fe revolve")
+RUNS = ("firedrake.adjoint", "fe store-all", "fe revolve", "fe reversible")
 
 
-def child(run: str, cells: int, steps: int, receivers: int) -> dict:
+def child(run: str, cells: int, steps: int, receivers: int, absorbing: bool) -> dict:
     sys.argv = sys.argv[:1]
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, os.path.dirname(here))
@@ -50,15 +56,17 @@ def child(run: str, cells: int, steps: int, receivers: int) -> dict:
     import fe_adjoint
     from demos import fwi
 
-    s = fwi.survey(cells, steps, receivers)
+    s = fwi.survey(cells, steps, receivers, absorbing=absorbing)
     data = fwi.records(s, fwi.true_speed(s.V))
     c = Function(s.V).interpolate(1.5)
     set_working_tape(Tape())
     continue_annotation()
     steps_of = range
     if run != "firedrake.adjoint":
-        schedule = (SingleMemoryStorageSchedule() if run == "fe store-all"
-                    else Revolve(steps, 10))
+        schedule = {"fe store-all": lambda: SingleMemoryStorageSchedule(),
+                    "fe revolve": lambda: Revolve(steps, 10),
+                    "fe reversible": lambda: fe_adjoint.ReversibleSchedule(
+                        steps, steps // 10)}[run]()
         fe_adjoint.enable_checkpointing(schedule)
         steps_of = fe_adjoint.steps
     baseline = current_rss_mb()
@@ -72,6 +80,8 @@ def child(run: str, cells: int, steps: int, receivers: int) -> dict:
     gradient = time.perf_counter() - start
     dJ = [float(v) for v in dJ.dat.data_ro]
     forward_steps = fe_adjoint.stats()["forward_steps"] if run != "firedrake.adjoint" else steps
+    fallbacks = (fe_adjoint.stats()["reversible"]["fallback_segments"]
+                 if run == "fe reversible" else None)
     rss_growth = rss_mb() - baseline  # peak up to the first gradient
     start = time.perf_counter()  # an optimisation iteration: J and its gradient at a new c
     Jhat(Function(s.V).interpolate(1.55))
@@ -80,7 +90,7 @@ def child(run: str, cells: int, steps: int, receivers: int) -> dict:
     result = {"run": run, "cells": cells, "steps": steps, "J": float(J), "dJ": dJ,
               "forward_s": forward, "gradient_s": gradient, "iteration_s": iteration,
               "rss_growth_mb": rss_growth, "iteration_rss_growth_mb": rss_mb() - baseline,
-              "forward_steps": forward_steps}
+              "forward_steps": forward_steps, "fallback_segments": fallbacks}
     return result
 
 
@@ -92,11 +102,14 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["50:500", "100:1000"],
                         help="CELLS:STEPS pairs")
     parser.add_argument("--receivers", type=int, default=50)
+    parser.add_argument("--reflecting", action="store_true",
+                        help="reflecting boundaries instead of the demo's absorbing term")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         run, cells, steps = args.child
-        print(json.dumps(child(run, int(cells), int(steps), args.receivers)))
+        print(json.dumps(child(run, int(cells), int(steps), args.receivers,
+                               not args.reflecting)))
         return
     os.makedirs(args.out, exist_ok=True)
     results = []
@@ -104,6 +117,7 @@ def main() -> None:
         cells, steps = size.split(":")
         for run in RUNS:
             out = subprocess.run([sys.executable, __file__, "--receivers", str(args.receivers),
+                                  *(["--reflecting"] if args.reflecting else []),
                                   "--child", run, cells, steps],
                                  check=True, capture_output=True, text=True).stdout
             results.append(json.loads(out.strip().splitlines()[-1]))
@@ -129,15 +143,20 @@ def main() -> None:
                 f"{r['iteration_s']:.2f} | {r['rss_growth_mb']:.1f} | "
                 f"{r['rss_growth_mb'] / anchor['rss_growth_mb']:.2f} | "
                 f"{r['forward_steps']} | {diff:.1e} |")
-        revolve = rows["fe revolve"]
-        lines.append(f"| {cells}x{cells} | {steps} | revolve / fe store-all | | "
-                     f"{revolve['gradient_s'] / store_all['gradient_s']:.2f} | | "
-                     f"{revolve['iteration_s'] / store_all['iteration_s']:.2f} | | | | |")
+        for run in ("fe revolve", "fe reversible"):
+            r = rows[run]
+            total = ((r["forward_s"] + r["gradient_s"])
+                     / (store_all["forward_s"] + store_all["gradient_s"]))
+            lines.append(f"| {cells}x{cells} | {steps} | {run[3:]} / fe store-all | "
+                         f"{total:.2f} (forward + gradient) | "
+                         f"{r['gradient_s'] / store_all['gradient_s']:.2f} | | "
+                         f"{r['iteration_s'] / store_all['iteration_s']:.2f} | | | | |")
     table = "\n".join(lines)
     print(table)
-    with open(os.path.join(args.out, "fwi.json"), "w") as f:
+    name = "fwi-reflecting" if args.reflecting else "fwi"
+    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
         json.dump([{k: v for k, v in r.items() if k != "dJ"} for r in results], f, indent=1)
-    with open(os.path.join(args.out, "fwi.md"), "w") as f:
+    with open(os.path.join(args.out, f"{name}.md"), "w") as f:
         f.write(table + "\n")
 
 

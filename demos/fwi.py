@@ -40,6 +40,7 @@ class Survey:
     receivers: object
     dt: float
     steps: int
+    absorbing: bool = True  # the demo's first-order absorbing boundary term
 
     @property
     def mesh(self):
@@ -47,9 +48,10 @@ class Survey:
 
 
 def survey(cells=20, steps=100, receivers=20, source=0, sources=1, comm=COMM_WORLD,
-           final_time=0.8):
+           final_time=0.8, absorbing=True):
     """Firedrake's FWI set-up on a ``cells x cells`` mesh, for source ``source`` of
-    ``sources`` along the bottom; ``steps`` steps of ``final_time / steps`` seconds."""
+    ``sources`` along the bottom; ``steps`` steps of ``final_time / steps`` seconds;
+    without ``absorbing``, reflecting boundaries."""
     mesh = UnitSquareMesh(cells, cells, comm=comm)
     V = FunctionSpace(mesh, "KMV", 1)
     location = np.linspace((0.3, 0.1), (0.7, 0.1), sources)[source]
@@ -57,7 +59,7 @@ def survey(cells=20, steps=100, receivers=20, source=0, sources=1, comm=COMM_WOR
     q_s = Cofunction(V.dual()).interpolate(assemble(Function(V_s).assign(1.0)
                                                     * TestFunction(V_s) * dx))
     vom = VertexOnlyMesh(mesh, np.linspace((0.2, 0.9), (0.8, 0.9), receivers))
-    return Survey(V, q_s, vom, final_time / steps, steps)
+    return Survey(V, q_s, vom, final_time / steps, steps, absorbing)
 
 
 def true_speed(V):
@@ -73,7 +75,7 @@ def ricker_wavelet(t, fs, amp=1.0):
             * np.exp((-1.0 / 4.0) * (2.0 * np.pi * fs) * (2.0 * np.pi * fs) * t0 * t0))
 
 
-def wave_equation_solver(c, source_function, dt, V):
+def wave_equation_solver(c, source_function, dt, V, absorbing=True):
     """The demo's explicit scheme: a diagonal (lumped) system, one Jacobi step."""
     u, v = TrialFunction(V), TestFunction(V)
     u_np1, u_n, u_nm1 = Function(V), Function(V), Function(V)
@@ -83,7 +85,7 @@ def wave_equation_solver(c, source_function, dt, V):
     time_term = m * (u - 2.0 * u_n + u_nm1) / Constant(dt**2) * v * dx(scheme=quad_rule)
     nf = (1 / c) * ((u_n - u_nm1) / dt) * v * ds
     a = dot(grad(u_n), grad(v)) * dx(scheme=quad_rule)
-    F = time_term + a + nf
+    F = time_term + a + nf if absorbing else time_term + a
     problem = LinearVariationalProblem(lhs(F), rhs(F) + source_function, u_np1)
     solver = LinearVariationalSolver(problem, solver_parameters={
         "mat_type": "matfree", "ksp_type": "preonly", "pc_type": "jacobi"})
@@ -95,7 +97,7 @@ def records(s: Survey, c):
     V_r = FunctionSpace(s.receivers, "DG", 0)
     with stop_annotating():
         f = Cofunction(s.V.dual())
-        solver, u_np1, u_n, u_nm1 = wave_equation_solver(c, f, s.dt, s.V)
+        solver, u_np1, u_n, u_nm1 = wave_equation_solver(c, f, s.dt, s.V, s.absorbing)
         out = []
         for step in range(s.steps):
             f.assign(ricker_wavelet(step * s.dt, FREQUENCY_PEAK) * s.source)
@@ -110,7 +112,7 @@ def misfit(s: Survey, c, data, by_hand=False, steps=range):
     """The misfit of a run at ``c``: PointMisfit, or the demo's own loop (``by_hand``);
     ``steps(n)`` iterates over the steps (``fe_adjoint.steps`` under checkpointing)."""
     f = Cofunction(s.V.dual())
-    solver, u_np1, u_n, u_nm1 = wave_equation_solver(c, f, s.dt, s.V)
+    solver, u_np1, u_n, u_nm1 = wave_equation_solver(c, f, s.dt, s.V, s.absorbing)
     if by_hand:
         interpolate_receivers = interpolate(u_np1, FunctionSpace(s.receivers, "DG", 0))
         J = 0.0

@@ -5,8 +5,9 @@ segment the final state the tape keeps). For ``n = U-1`` down to ``L`` step ``n`
 backwards (:mod:`.inverse`), which gives every value its adjoint reads, and its adjoint runs
 at once: one inverse step per forward step, two states in memory.
 
-Drift: at step ``L`` the reconstructed restart data is compared with the stored anchor,
-which then replaces it; a segment
+Drift: at step ``L`` the reconstructed restart data is compared with the stored anchor
+(relative to the larger of the two states' sizes at the segment's ends), which then
+replaces it; a segment
 whose relative drift exceeds the schedule's tolerance has its adjoint contributions undone
 and is run again the ordinary way -- forward from its anchor, every step's adjoint data
 held, then its adjoints -- with a warning. Step 0 (the script's set-up and the first step,
@@ -53,6 +54,7 @@ class ReversibleDriver(StepDriver):
         info["stored_states"] = 1 + sum(  # the final state, and the anchors that hold any
             1 for n in level.steps() if level.slot_bytes(n))
         info["anchor_bytes"] = sum(level.slot_bytes(n) for n in level.steps())
+        self.stats.sample(self.levels, 0)
         info["drift"] = []
         for start, end in reversed(schedule.segments):
             if self.model.second_order or start == 0:
@@ -75,16 +77,21 @@ class ReversibleDriver(StepDriver):
         model = self.model
         if self.inverter is None:
             raise ConfigurationError("the reversible schedule needs coarsen=True")
+        scale = 0.0  # the size of the states: the anchor the segment starts from
         if end < model.n_steps:
-            model.load(level.read(end).values)
+            anchor = level.read(end).values
+            scale = _largest_norm(anchor)
+            model.load(anchor)
         drift = 0.0
         for n in range(end - 1, start - 1, -1):
             compared = model.restart_keys(n) if n == start else frozenset()
             reconstructed = self.inverter.run_backwards(n, compared)
             self.stats.reversible["inverse_steps"] += 1
+            if not scale:  # the last segment: from the final state
+                scale = _largest_norm({k: k.saved_output for k in model.restart_keys(n)})
             if n == start:
                 stored = level.read(n).values
-                drift = _relative_drift(reconstructed, stored)
+                drift = _relative_drift(reconstructed, stored, scale)
                 model.load({k: v for k, v in stored.items() if k in model.restart_keys(n)})
             model.run_reverse(n, self._markings)
             self.stats.reverse_steps += 1
@@ -119,8 +126,22 @@ def _after(model, n: int) -> set:
     return model.restart_keys(n + 1) if n + 1 < model.n_steps else set()
 
 
-def _relative_drift(reconstructed: dict, stored: dict) -> float:
-    """The largest relative 2-norm difference over the Functions compared."""
+def _largest_norm(values: dict) -> float:
+    return max((_norm(v) for v in values.values() if hasattr(v, "dat")), default=0.0)
+
+
+def _norm(value) -> float:
+    with value.dat.vec_ro as x:
+        return x.norm()
+
+
+def _relative_drift(reconstructed: dict, stored: dict, scale: float) -> float:
+    """The largest 2-norm difference over the Functions compared, relative.
+
+    Relative to the size of the stored values or of the segment's states (``scale``),
+    whichever is larger: a wave still small at a segment's start is not held to its own
+    tiny size.
+    """
     drift = 0.0
     for key, value in reconstructed.items():
         if key not in stored or not hasattr(value, "dat"):
@@ -128,8 +149,8 @@ def _relative_drift(reconstructed: dict, stored: dict) -> float:
         with value.dat.vec_ro as a, stored[key].dat.vec_ro as b:
             difference = a.copy()
             difference.axpy(-1.0, b)
-            scale = b.norm()
-            drift = max(drift, difference.norm() / scale if scale > 0 else difference.norm())
+            size = max(b.norm(), scale)
+            drift = max(drift, difference.norm() / size if size > 0 else difference.norm())
     return drift
 
 

@@ -130,3 +130,11 @@ def test_the_fwi_misfit_under_the_reversible_schedule():
         gradients.append(ReducedFunctional(J, Control(c)).derivative().dat.data_ro.copy())
     assert relative_error(gradients[1], gradients[0]) <= 1e-10
     assert np.linalg.norm(gradients[0]) > 0
+
+
+def test_the_reversible_demo_runs():
+    from demos import wave_reversible
+
+    difference, info = wave_reversible.main(["--cells", "6", "--steps", "60", "--every", "20"])
+    assert difference <= 1e-10 and info["fallback_segments"] == 0
+    assert len(info["drift"]) == 3
