@@ -105,8 +105,9 @@ class ReversibleDriver(StepDriver):
 
     def _segment_by_replay(self, level, start: int, end: int) -> None:
         model = self.model
-        model.load(level.read(start).values)
-        self._replace_frontier(set(level.read(start).values))
+        anchor = level.read(start).values  # read once: on disk a read decodes files
+        model.load(anchor)
+        self._replace_frontier(set(anchor))
         for n in range(start, end):
             model.run_forward(n)
             self.stats.forward_steps += 1

@@ -153,16 +153,11 @@ def _without_zeros(matrix):
 def is_diagonal(matrix) -> bool:
     """Whether a (compressed) AIJ matrix holds entries on its diagonal only, on every rank."""
     import numpy as np
+    from mpi4py import MPI
 
     rows, columns, _ = matrix.getValuesCSR()
     start = matrix.getOwnershipRange()[0]
     counts = np.diff(rows)
     local = bool(np.all(counts <= 1)) and bool(np.array_equal(
         columns, start + np.flatnonzero(counts)))
-    return matrix.comm.tompi4py().allreduce(local, op=_land())
-
-
-def _land():
-    from mpi4py import MPI
-
-    return MPI.LAND
+    return matrix.comm.tompi4py().allreduce(local, op=MPI.LAND)
