@@ -240,7 +240,11 @@ class StepDriver:
                 open_level.extend(n0, model.values(model.early_keys(n0, k), k))
         if action.write_adj_deps:
             self._write_adjoint(action.storage, k)
+        self._step_ran(k)
         self._release(model.step_keys(k))
+
+    def _step_ran(self, n: int) -> None:
+        """Called after each forward step (taped or replayed), its values still held."""
 
     # -- actions ---------------------------------------------------------------------------
     def _advance_to(self, end_type) -> None:
@@ -279,6 +283,7 @@ class StepDriver:
             if n == action.n0 and action.write_ics and level is not None:
                 level.write(n, DataKind.RESTART, model.values(model.restart_keys(n), n))
             model.run_forward(n)
+            self._step_ran(n)
             self.stats.forward_steps += 1
             if action.write_adj_deps:
                 self._write_adjoint(action.storage, n)

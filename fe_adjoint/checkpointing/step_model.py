@@ -38,9 +38,10 @@ class PyadjointStepModel(IndexedKeys):
     ``second_order`` the reverse of a block also evaluates its Hessian component.
     """
 
-    def __init__(self, tape, codec, reads, adjoint=None, forward=None):
+    def __init__(self, tape, codec, reads, adjoint=None, forward=None, pool=None):
         self.tape = tape
         self.codec = codec
+        self.pool = pool  # a ValuePool for the values freed, or None
         self.reads = reads  # the tape's ReadTracker: each block's ReadPlan, captured inputs
         self.adjoint = adjoint  # a FastAdjoint, or None for pyadjoint's block adjoints
         self.forward = forward  # a FastForward, or None for pyadjoint's recompute
@@ -156,6 +157,8 @@ class PyadjointStepModel(IndexedKeys):
             # may by then hold the result. Keep the value until the object moves on.
             self._deferred.add(key)
         else:
+            if self.pool is not None:
+                self.pool.give(key.checkpoint)
             key.checkpoint = None
 
     def release_superseded(self) -> None:

@@ -17,16 +17,24 @@ def _is_function(value: Any) -> bool:
 class FiredrakeValueCodec:
     """The :class:`~fe_adjoint.storage.base.ValueCodec` for Firedrake and pyadjoint values.
 
-    Functions and Cofunctions are array-backed (copied with ``copy(deepcopy=True)``,
-    written as their local PETSc vector); Constants are copied; floats and
-    meshes are immutable and shared.
+    Functions and Cofunctions are array-backed (copied into a value from ``pool``, a
+    :class:`~fe_adjoint.checkpointing.pool.ValuePool`, or a new one; written as their
+    local PETSc vector); Constants are copied; floats and meshes are immutable and shared.
     """
+
+    def __init__(self, pool=None):
+        self.pool = pool
 
     def copy(self, value: Any) -> Any:
         if isinstance(value, numbers.Number) or value is None:
             return value
         if _is_function(value):
-            return value.copy(deepcopy=True)
+            if self.pool is None:
+                return value.copy(deepcopy=True)
+            copied = self.pool.new(type(value), value.function_space())
+            with value.dat.vec_ro as source, copied.dat.vec_wo as target:
+                source.copy(target)
+            return copied
         if hasattr(value, "dat") and hasattr(value, "_ad_copy"):  # Constant
             return value._ad_copy()
         return value

@@ -5,6 +5,10 @@ segment the final state the tape keeps). For ``n = U-1`` down to ``L`` step ``n`
 backwards (:mod:`.inverse`), which gives every value its adjoint reads, and its adjoint runs
 at once: one inverse step per forward step, two states in memory.
 
+Side data: after every forward step (taped or replayed) the rows of its explicit solves'
+inputs that are unstable backwards are stored (:meth:`.inverse.StepInverter.record`,
+:mod:`.solve_inverse`), in RAM, counted in ``stats()["reversible"]["side_bytes"]``.
+
 Drift: at step ``L`` the reconstructed restart data is compared with the stored anchor
 (relative to the larger of the two states' sizes at the segment's ends), which then
 replaces it; a segment
@@ -32,11 +36,17 @@ class ReversibleDriver(StepDriver):
         self._anchors_have_tangents = False
         self.stats.reversible = {"segments": len(schedule.segments), "stored_states": 0,
                                  "inverse_steps": 0, "drift": [], "fallback_segments": 0,
-                                 "anchor_bytes": 0}
+                                 "anchor_bytes": 0, "side_bytes": 0}
 
     def forward(self) -> None:
+        if self.inverter is not None:
+            self.inverter.side.clear()
         super().forward()
         self._anchors_have_tangents = self.model.tangents
+
+    def _step_ran(self, n: int) -> None:
+        if self.inverter is not None:  # side data: the unstable rows of explicit solves
+            self.inverter.record(n)
 
     def _ready_for_reverse(self) -> None:
         if self._state in ("forward", "reverse done") \
@@ -54,6 +64,7 @@ class ReversibleDriver(StepDriver):
         info["stored_states"] = 1 + sum(  # the final state, and the anchors that hold any
             1 for n in level.steps() if level.slot_bytes(n))
         info["anchor_bytes"] = sum(level.slot_bytes(n) for n in level.steps())
+        info["side_bytes"] = self.inverter.side_bytes() if self.inverter is not None else 0
         self.stats.sample(self.levels, 0)
         info["drift"] = []
         for start, end in reversed(schedule.segments):

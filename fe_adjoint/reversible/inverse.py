@@ -110,12 +110,34 @@ def _irreversible(n, records, key) -> ConfigurationError:
 
 
 class StepInverter:
-    """Runs steps backwards through their plans (made once per step)."""
+    """Runs steps backwards through their plans (made once per step).
+
+    :attr:`side` holds, per solve block, the side data its inverse needs (the unstable
+    rows of its inputs, see :mod:`.solve_inverse`), recorded by :meth:`record` in the
+    forward.
+    """
 
     def __init__(self, model, patterns):
         self.model = model
         self.patterns = patterns
         self._plans: dict = {}
+        self.side: dict = {}  # id(solve block) -> {input position: values on its rows}
+
+    def record(self, n: int) -> None:
+        """Store the side data of step ``n``, just run forwards (its values held)."""
+        for block in self.model.blocks[n]:
+            if block_kind(type(block)) != "solve":
+                continue
+            inputs = solve_inputs(block)
+            inverse = self._inverse(block, inputs)
+            side = inverse.side_data(block, inputs) if inverse else {}
+            if side:
+                self.side[id(block)] = side
+            else:
+                self.side.pop(id(block), None)
+
+    def side_bytes(self) -> int:
+        return sum(v.nbytes for side in self.side.values() for v in side.values())
 
     def run_backwards(self, n: int, optional=frozenset()) -> dict:
         """Give every value of step ``n`` from those after it.
@@ -144,8 +166,18 @@ class StepInverter:
 
     def _solve(self, action, value_of):
         inputs = solve_inputs(action.block)
-        target = inputs.all.index(action.target)
-        key = SolveInverse.key(self.patterns, action.block, inputs, target)
-        inverse = self.patterns.get_or_make(
-            key, lambda: SolveInverse(action.block, inputs, target))
-        return inverse.run(action.block, inputs, value_of)
+        inverse = self._inverse(action.block, inputs)
+        if not inverse:
+            SolveInverse(action.block, inputs)  # raises the refusal naming the block
+        return inverse.run(action.block, inputs, value_of, inputs.all.index(action.target),
+                           self.side.get(id(action.block), {}))
+
+    def _inverse(self, block, inputs):
+        """The inverse of ``block``'s pattern; False for a solve that has none."""
+        def make():
+            try:
+                return SolveInverse(block, inputs)
+            except ConfigurationError:
+                return False
+
+        return self.patterns.get_or_make(SolveInverse.key(self.patterns, block, inputs), make)

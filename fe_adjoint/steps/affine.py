@@ -52,6 +52,7 @@ class AffineResidual:
         if not inputs or (diagonal_in is not None and diagonal_in not in inputs):
             return
         self.diagonal_in = diagonal_in
+        self.inverse_diagonal = None
         self.usable = True
         self.assemblies = [Assembly(J, mat_type="aij") for J in jacobians]
         self.inputs = inputs
@@ -63,8 +64,11 @@ class AffineResidual:
         self.tensor = Cofunction(space.dual())
         self._rebuilt_last_call = False
 
-    def __call__(self):
-        """The residual at the inputs' current values, or None once :attr:`usable` is False."""
+    def __call__(self, without_diagonal_input: bool = False):
+        """The residual at the inputs' current values, or None once :attr:`usable` is False.
+
+        ``without_diagonal_input``: with ``diagonal_in`` taken as zero.
+        """
         if not self._update_matrices():
             return None
         if self.rest_reads is not None and self.rest_reads.changed():
@@ -72,6 +76,8 @@ class AffineResidual:
         with self.tensor.dat.vec_wo as out:
             out.zeroEntries()
             for matrix, w in zip(self.matrices, self.inputs):
+                if without_diagonal_input and w is self.diagonal_in:
+                    continue
                 with w.dat.vec_ro as x:
                     matrix.multAdd(x, out, out)
             if self.rest.rank:
@@ -82,6 +88,24 @@ class AffineResidual:
                     out.axpy(weight, x)
         return self.tensor
 
+    def solve(self, result) -> bool:
+        """``result = -D^-1 F|_(diagonal_in = 0)``, D the diagonal ``dF/d(diagonal_in)``.
+
+        The solution of ``F = 0`` for ``diagonal_in``, by one pointwise product. False
+        (nothing done) once :attr:`usable` is False or where D has a zero.
+        """
+        residual = self(without_diagonal_input=True)
+        if residual is None or self.inverse_diagonal is None:
+            return False
+        with residual.dat.vec_ro as r, result.dat.vec_wo as x:
+            x.pointwiseMult(r, self.inverse_diagonal)
+            x.scale(-1.0)
+        return True
+
+    def current_matrices(self):
+        """The matrices ``dF/dw`` at the inputs' current values; None once unusable."""
+        return self.matrices if self._update_matrices() else None
+
     def _update_matrices(self) -> bool:
         if not self.matrix_reads.changed():
             self._rebuilt_last_call = False
@@ -91,9 +115,10 @@ class AffineResidual:
             return False
         self._rebuilt_last_call = True
         self.matrices = [_without_zeros(a().petscmat) for a in self.assemblies]
-        if self.diagonal_in is not None and not is_diagonal(
-                self.matrices[self.inputs.index(self.diagonal_in)]):
-            self.usable = False
+        if self.diagonal_in is not None:
+            diagonal = self.matrices[self.inputs.index(self.diagonal_in)]
+            self.usable = is_diagonal(diagonal)
+            self.inverse_diagonal = _inverse_diagonal(diagonal) if self.usable else None
         return self.usable
 
 
@@ -148,6 +173,17 @@ def _without_zeros(matrix):
                                        comm=matrix.comm)
     compressed.assemble()
     return compressed
+
+
+def _inverse_diagonal(matrix):
+    """The reciprocal of a matrix's diagonal as a PETSc Vec; None if it has a zero."""
+    from mpi4py import MPI
+
+    diagonal = matrix.getDiagonal()
+    if matrix.comm.tompi4py().allreduce(bool((diagonal.array_r == 0).any()), op=MPI.LOR):
+        return None
+    diagonal.reciprocal()
+    return diagonal
 
 
 def is_diagonal(matrix) -> bool:

@@ -62,11 +62,12 @@ class SumAssembly:
         return self.tensor
 
 
-def cofunction_sum(form, values, known):
+def cofunction_sum(form, values, known, new=None):
     """A new Cofunction ``sum_i w_i values(c_i)``, or None.
 
     None unless ``form`` sums Cofunctions only, all with ids in ``known``. ``values(c)``
-    gives the value to read for Cofunction ``c`` (its saved value).
+    gives the value to read for Cofunction ``c`` (its saved value); ``new(space)`` makes
+    the result (default: ``Cofunction(space)``).
     """
     from firedrake import Cofunction
 
@@ -74,8 +75,9 @@ def cofunction_sum(form, values, known):
     if not terms or any(not isinstance(t, Cofunction) or id(t) not in known
                         for _, t in terms):
         return None
-    out = Cofunction(terms[0][1].function_space())
-    with out.dat.vec as target:
+    out = (new or Cofunction)(terms[0][1].function_space())
+    with out.dat.vec_wo as target:
+        target.zeroEntries()
         for w, c in terms:
             with values(c).dat.vec_ro as x:
                 target.axpy(w, x)

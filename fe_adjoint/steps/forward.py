@@ -7,8 +7,9 @@ per block pattern (see :mod:`fe_adjoint.patterns`):
 
 * a **linear solve** (its Jacobian does not read the unknown) solves
   ``J du = F(u0)``, ``u = u0 - du`` from ``u0`` = the step's boundary values, with
-  ``J`` assembled and factorised once and again only when a value it reads changed, and
-  for an explicit step ``F(u0)`` as matrices times the inputs (:mod:`.affine`);
+  ``J`` assembled and factorised once and again only when a value it reads changed; an
+  explicit step (``J`` diagonal, no Dirichlet conditions) is ``u = -J^-1 F|_(u=0)``, with
+  ``F`` as matrices times the inputs and ``J^-1`` one pointwise product (:mod:`.affine`);
 * an **assembled scalar** is one call of a cached assembler;
 * a **copy** ``u_old.assign(u)`` is one vector copy.
 
@@ -22,6 +23,7 @@ Everything else replays through pyadjoint (``block.recompute()``).
 
 from __future__ import annotations
 
+from ..checkpointing.pool import ValuePool
 from .affine import AffineResidual
 from .patterns import (
     Assembly,
@@ -44,20 +46,23 @@ from .rules import block_kind
 class FastForward:
     """Replays blocks through per-pattern forms where it can (pyadjoint's otherwise)."""
 
-    def __init__(self, patterns: PatternCache):
+    def __init__(self, patterns: PatternCache, pool: ValuePool):
         self.patterns = patterns
+        self.pool = pool
 
     def recompute(self, block) -> None:
-        """Recompute ``block``'s outputs into new values."""
+        """Recompute ``block``'s outputs into new values (from the pool)."""
         rule = _RULES.get(block_kind(type(block)))
-        value = None if rule is None else rule(self.patterns, block)
+        value = None if rule is None else rule(self.patterns, self.pool, block)
         if value is None:
             block.recompute()
         else:
             block.get_outputs()[0].checkpoint = value
 
 
-def _solve_rule(patterns, block):
+def _solve_rule(patterns, pool, block):
+    from firedrake import Function
+
     if not _replayable(block):
         return None
     inputs = form_inputs(block, (), skip=() if block.linear else (block.func,))
@@ -65,7 +70,7 @@ def _solve_rule(patterns, block):
                        *solve_pattern_extra(block))
     pattern = patterns.get_or_make(key, lambda: _LinearSolve(patterns, block, inputs))
     if pattern.linear:
-        return pattern.solve(block, inputs)
+        return pattern.solve(block, inputs, pool.new(Function, block.function_space))
     if not _newton_replayable(block):
         return None
     key = patterns.key("solve-forward-newton", (block.lhs, block.problem_J), inputs,
@@ -81,27 +86,29 @@ def _newton_replayable(block) -> bool:
         isinstance(bc, DirichletBC) and not bc._indices for bc in block.bcs)
 
 
-def _assemble_rule(patterns, block):
+def _assemble_rule(patterns, pool, block):
+    from firedrake import Cofunction
     from pyadjoint.overloaded_type import create_overloaded_object
 
     from .form_sums import cofunction_sum
 
     if len(block.form.arguments()) != 0:  # a Cofunction re-assigned: r(t) * q
         saved = {id(bv.output): bv for bv in block.get_dependencies()}
-        return cofunction_sum(block.form, lambda c: saved[id(c)].saved_output, saved)
+        return cofunction_sum(block.form, lambda c: saved[id(c)].saved_output, saved,
+                              lambda space: pool.new(Cofunction, space))
     inputs = form_inputs(block, ())
     key = patterns.key("assemble-forward", (block.form,), inputs)
     pattern = patterns.get_or_make(key, lambda: _Scalar(block.form, inputs))
     return create_overloaded_object(pattern.evaluate(inputs))
 
 
-def _copy_rule(patterns, block):
+def _copy_rule(patterns, pool, block):
     from firedrake import Function
 
     source = copied_function(block)
     if source is None:
         return None
-    value = Function(source.output.function_space())
+    value = pool.new(Function, source.output.function_space())
     copy_values(value, source.saved_output)
     return value
 
@@ -157,10 +164,11 @@ class _LinearSolve:
         self.affine = AffineResidual(F, V, diagonal_in=self.unknown)
         self.correction = firedrake.Function(V)
 
-    def solve(self, block, inputs: FormInputs):
-        import firedrake
-
+    def solve(self, block, inputs: FormInputs, result):
+        """Solve into ``result`` (its entries overwritten)."""
         self.placeholders.load_values(inputs)
+        if not self.bcs and self.affine.usable and self.affine.solve(result):
+            return result  # an explicit step: one pointwise product
         _load_initial_guess(block, self.unknown)  # as the taped solver started: same rounding
         for bc in block._recover_bcs():  # the boundary values of this step
             bc.apply(self.unknown)
@@ -172,7 +180,6 @@ class _LinearSolve:
             solve_into(self.operator.ksp, self.bcs, residual, self.correction)
             with self.unknown.dat.vec as u, self.correction.dat.vec_ro as du:
                 u.axpy(-1.0, du)
-        result = firedrake.Function(self.space)
         copy_values(result, self.unknown)
         return result
 

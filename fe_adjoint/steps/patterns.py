@@ -10,6 +10,7 @@ cached assemblers, matrices and PETSc solvers) serves every step of a pattern.
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -128,10 +129,22 @@ class Placeholders:
             else list
         self.first, self.second = make(), make()
         self.replace_map = {bv.output: c for bv, c in zip(inputs.all, self.values)}
+        self._loaded = [None] * len(self.values)  # per value: what it was last loaded from
 
     def load_values(self, inputs: FormInputs) -> None:
-        for c, bv in zip(self.values, inputs.all):
-            copy_values(c, bv.saved_output)
+        """Copy the inputs' values in.
+
+        A value already loaded from the same, unchanged object is not copied again (a
+        coefficient read by every step of a run).
+        """
+        for i, (c, bv) in enumerate(zip(self.values, inputs.all)):
+            source = bv.saved_output
+            loaded = self._loaded[i]
+            if loaded is not None and loaded[0]() is source \
+                    and loaded[1:] == (source.dat.dat_version, c.dat.dat_version):
+                continue
+            copy_values(c, source)
+            self._loaded[i] = (weakref.ref(source), source.dat.dat_version, c.dat.dat_version)
 
     def load_first(self, jets, r: int) -> None:
         for c, jet in zip(self.first, jets):
@@ -350,15 +363,23 @@ class ReadsWatch:
 
         self.reads = list({id(c): c for form in forms for c in (
             *extract_coefficients(form), *extract_type(form, Constant))}.values())
-        self._seen = None
+        self._versions = None  # the Functions' data versions (PETSc) at the last call
+        self._seen = None  # and the values themselves
 
     def changed(self) -> bool:
-        """True at the first call and whenever a value differs from the last call's."""
+        """True at the first call and whenever a value differs from the last call's.
+
+        Functions not written since the last call (same data version) are not compared.
+        """
         import numpy as np
 
-        current = [np.array(c.dat.data_ro, copy=True) for c in self.reads]
+        versions = [getattr(c.dat, "dat_version", None) for c in self.reads]
+        current = [np.array(c.dat.data_ro, copy=True) if version is None or self._seen is None
+                   or version != self._versions[i] else self._seen[i]
+                   for i, (c, version) in enumerate(zip(self.reads, versions))]
+        self._versions = versions
         if self._seen is not None and all(
-                np.array_equal(a, b) for a, b in zip(current, self._seen)):
+                a is b or np.array_equal(a, b) for a, b in zip(current, self._seen)):
             return False
         self._seen = current
         return True

@@ -18,6 +18,7 @@ from pyadjoint.adjfloat import AdjFloat
 from pyadjoint.tape import TapePackageData, get_working_tape, stop_annotating
 
 from ..checkpointing.driver import StepDriver
+from ..checkpointing.pool import ValuePool
 from ..checkpointing.step_model import PyadjointStepModel
 from ..checkpointing.storage import RamStorage
 from ..checkpointing.storage.disk import DiskStorage
@@ -41,13 +42,14 @@ class CheckpointingSession(TapePackageData):
     def __init__(self, tape, schedule, disk_dir=None, comm=None, progress_every=None,
                  coarsen=True):
         self.tape = tape
-        self.codec = FiredrakeValueCodec()
+        pool = ValuePool()  # freed values, handed out again as new ones
+        self.codec = FiredrakeValueCodec(pool)
         self.coarsen = coarsen
         self.patterns = PatternCache()  # derived forms, matrices and solvers by pattern
         self.reads = ReadTracker()
         self.model = PyadjointStepModel(
             tape, self.codec, self.reads, FastAdjoint(self.patterns) if coarsen else None,
-            FastForward(self.patterns) if coarsen else None)
+            FastForward(self.patterns, pool) if coarsen else None, pool)
         self._variables = None  # every BlockVariable of the taped run, once taping ended
         self._live = None  # the LiveState of every pass, once taping ended
         # Absolute now: the script may change directory before the adjoint runs.

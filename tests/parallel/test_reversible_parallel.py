@@ -23,3 +23,26 @@ def test_reversible_schedule_on_a_split_mesh(tmp_path):
             assert MPI.COMM_WORLD.allreduce(local) <= 1e-20 * MPI.COMM_WORLD.size
         info = fe_adjoint.stats()["reversible"]
         assert info["fallback_segments"] == 0 and info["stored_states"] <= n / 20 + 2
+
+
+@pytest.mark.parallel(nprocs=2)
+def test_an_absorbing_boundary_is_side_data_on_a_split_mesh():
+    from checkpoint_schedules import SingleMemoryStorageSchedule
+    from mpi4py import MPI
+
+    import fe_adjoint
+    from demos import fwi
+    from tests.firedrake.test_reversible import _fwi_gradients
+    from tests.helpers import relative_error
+
+    n = 300
+    s = fwi.survey(cells=30, steps=n, receivers=10)
+    data = fwi.records(s, fwi.true_speed(s.V))
+    expected = _fwi_gradients(s, data, SingleMemoryStorageSchedule(), [1.6])
+    gradients = _fwi_gradients(s, data, fe_adjoint.ReversibleSchedule(n, 30), [1.6])
+    for gradient, reference in zip(gradients, expected):
+        local = relative_error(gradient, reference) ** 2
+        assert MPI.COMM_WORLD.allreduce(local) <= 1e-20 * MPI.COMM_WORLD.size
+    info = fe_adjoint.stats()["reversible"]
+    assert info["fallback_segments"] == 0
+    assert MPI.COMM_WORLD.allreduce(info["side_bytes"]) > 0
