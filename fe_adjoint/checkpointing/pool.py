@@ -42,6 +42,3 @@ class ValuePool:
         free = self._free.setdefault((type(value), id(value.function_space())), [])
         if len(free) < self.per_space:
             free.append(value)
-
-    def clear(self) -> None:
-        self._free.clear()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigurationError
-from ..steps.affine import AffineResidual
+from ..steps.affine import AffineResidual, diagonal_rows
 from ..steps.patterns import (
     Placeholders,
     copy_values,
@@ -176,15 +176,10 @@ def _split_rows(affine, t):
         return None
     matrix = affine.matrices[affine.inputs.index(t)]
     output = affine.matrices[affine.inputs.index(affine.diagonal_in)].getDiagonal().array_r
-    indptr, columns, _ = matrix.getValuesCSR()
-    start = matrix.getOwnershipRange()[0]
     diagonal = matrix.getDiagonal()
     weight = diagonal.array_r
-    counts = np.diff(indptr)
-    single = np.zeros(counts.size, dtype=bool)
-    single[counts == 1] = columns[indptr[:-1][counts == 1]] == start + np.flatnonzero(
-        counts == 1)
-    stable = single & (np.abs(weight) >= np.abs(output) * (1 - 1e-8)) & (weight != 0)
+    stable = diagonal_rows(matrix) & (np.abs(weight) >= np.abs(output) * (1 - 1e-8)) \
+        & (weight != 0)
     rows = np.flatnonzero(~stable)
     total = matrix.comm.tompi4py().allreduce(np.array([rows.size, weight.size]), op=MPI.SUM)
     if total[0] == 0 or total[0] > SIDE_FRACTION * total[1]:

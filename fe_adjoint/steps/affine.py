@@ -186,14 +186,20 @@ def _inverse_diagonal(matrix):
     return diagonal
 
 
+def diagonal_rows(matrix):
+    """Per local row of a (compressed) AIJ matrix: whether it holds no entry off the diagonal."""
+    import numpy as np
+
+    indptr, columns, _ = matrix.getValuesCSR()
+    counts = np.diff(indptr)
+    single = np.flatnonzero(counts == 1)
+    on_diagonal = counts == 0
+    on_diagonal[single] = columns[indptr[single]] == matrix.getOwnershipRange()[0] + single
+    return on_diagonal
+
+
 def is_diagonal(matrix) -> bool:
     """Whether a (compressed) AIJ matrix holds entries on its diagonal only, on every rank."""
-    import numpy as np
     from mpi4py import MPI
 
-    rows, columns, _ = matrix.getValuesCSR()
-    start = matrix.getOwnershipRange()[0]
-    counts = np.diff(rows)
-    local = bool(np.all(counts <= 1)) and bool(np.array_equal(
-        columns, start + np.flatnonzero(counts)))
-    return matrix.comm.tompi4py().allreduce(local, op=MPI.LAND)
+    return matrix.comm.tompi4py().allreduce(bool(diagonal_rows(matrix).all()), op=MPI.LAND)
