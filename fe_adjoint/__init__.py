@@ -17,6 +17,7 @@ from .checkpointing.schedules import SCHEDULE_NAMES, schedule_by_name
 from .errors import ConfigurationError, FeAdjointError, ScheduleError, StorageError
 from .functionals import FieldMax, PointMisfit, TimeIntegral, TimeMax, TimeSum
 from .info import info
+from .reversible.declared import DeclaredInverse
 from .reversible.schedule import ReversibleSchedule
 from .second_order.trace import TraceEstimate, hessian_trace
 from .tape.session import enable_checkpointing, report, stats, steps
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SCHEDULE_NAMES",
     "ConfigurationError",
+    "DeclaredInverse",
     "FeAdjointError",
     "FieldMax",
     "PointMisfit",

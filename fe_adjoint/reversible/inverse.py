@@ -10,6 +10,7 @@ restart data of step ``n + 1``, and what the tape holds for its whole life):
 * a value of step ``n - 1`` that step ``n - 1`` copied into one now known (the solve's
   initial guess ``u_(n+1)`` of step ``n - 1``, copied into ``u_n``) is that copy's source.
 
+A :class:`~.declared.DeclaredInverse` of the user gives the states before the step first.
 These rules are applied until nothing changes (:func:`plan_backwards`); a value still
 unknown then -- step ``n``'s restart data, or a value its adjoint reads -- makes the step
 irreversible, and the refusal names the operation that reads it. Plans depend only on a
@@ -28,7 +29,11 @@ from .solve_inverse import RUNS_BACKWARDS, SolveInverse, check_solve, solve_inpu
 
 @dataclass(frozen=True)
 class Action:
-    """One backward rule: ``forward`` runs ``block``; ``copy`` and ``solve`` give ``target``."""
+    """One backward rule.
+
+    ``forward`` runs ``block``; ``copy`` and ``solve`` give ``target``; ``declared`` gives
+    the keys ``target`` from the values of ``source`` (``block`` is the DeclaredInverse).
+    """
 
     kind: str
     n: int
@@ -38,11 +43,11 @@ class Action:
     source: object = None
 
 
-def plan_backwards(model, n: int, optional=frozenset()) -> list[Action]:
+def plan_backwards(model, n: int, optional=frozenset(), declared=None) -> list[Action]:
     """The actions that give every value of step ``n`` (see the module).
 
     ``optional`` keys are computed too where the rules reach them (for comparisons) and
-    dropped where they do not.
+    dropped where they do not. ``declared``: the user's inverse, or None.
     """
     index = model.index
     known = {k for k in _keys_of(model, n) if index.is_invariant(k) and k not in optional}
@@ -52,6 +57,10 @@ def plan_backwards(model, n: int, optional=frozenset()) -> list[Action]:
     records = list(zip(model.blocks[n], index.records(n)))
     previous = list(zip(model.blocks[n - 1], index.records(n - 1))) if n > 0 else []
     actions: list[Action] = []
+    if declared is not None:
+        before, given = declared.keys(model, n, known)
+        actions.append(Action("declared", n, declared, target=before, source=given))
+        known |= set(before) - {None}
     while True:
         found = _forward_actions(n, records, known) + _backward_actions(n, records, known)
         found += [a for a in _backward_actions(n - 1, previous, known, copies_only=True)
@@ -114,17 +123,20 @@ class StepInverter:
 
     :attr:`side` holds, per solve block, the side data its inverse needs (the unstable
     rows of its inputs, see :mod:`.solve_inverse`), recorded by :meth:`record` in the
-    forward.
+    forward; steps the user declared the inverse of (the schedule's ``inverse``) need none.
     """
 
-    def __init__(self, model, patterns):
+    def __init__(self, model, patterns, schedule):
         self.model = model
         self.patterns = patterns
+        self.schedule = schedule  # its ``inverse`` may be set after checkpointing is enabled
         self._plans: dict = {}
         self.side: dict = {}  # id(solve block) -> {input position: values on its rows}
 
     def record(self, n: int) -> None:
         """Store the side data of step ``n``, just run forwards (its values held)."""
+        if self.schedule.inverse is not None:
+            return
         for block in self.model.blocks[n]:
             if block_kind(type(block)) != "solve":
                 continue
@@ -144,24 +156,32 @@ class StepInverter:
 
         Values of ``optional`` keys are returned, not set (they are compared, not used).
         """
-        key = (n, frozenset(optional))
+        declared = self.schedule.inverse
+        key = (n, frozenset(optional), id(declared))
         if key not in self._plans:
-            self._plans[key] = plan_backwards(self.model, n, optional)
+            self._plans[key] = plan_backwards(self.model, n, optional, declared)
         side: dict = {}
 
         def value_of(bv):
             return side[bv] if bv in side else bv.saved_output
 
+        def give(target, value):
+            if target in optional:
+                side[target] = value
+            else:
+                target.checkpoint = value
+
         for action in self._plans[key]:
             if action.kind == "forward":
                 self.model.run_block(action.n, action.block, action.record)
-                continue
-            value = value_of(action.source) if action.kind == "copy" else \
-                self._solve(action, value_of)
-            if action.target in optional:
-                side[action.target] = value
+            elif action.kind == "declared":
+                states = action.block.run([value_of(k) for k in action.source])
+                for target, value in zip(action.target, states):
+                    if target is not None:
+                        give(target, value)
             else:
-                action.target.checkpoint = value
+                give(action.target, value_of(action.source) if action.kind == "copy"
+                     else self._solve(action, value_of))
         return side
 
     def _solve(self, action, value_of):

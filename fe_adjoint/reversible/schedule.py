@@ -12,6 +12,7 @@ from __future__ import annotations
 from checkpoint_schedules import CheckpointSchedule, EndForward, Forward, StorageType
 
 from ..errors import ConfigurationError
+from .declared import DeclaredInverse
 
 
 class ReversibleSchedule(CheckpointSchedule):
@@ -30,10 +31,15 @@ class ReversibleSchedule(CheckpointSchedule):
         The largest relative drift (reconstructed against stored state, at the start of a
         segment) accepted; a segment that drifts more is recomputed from its anchor and
         stored whole, with a warning.
+    inverse
+        A :class:`~fe_adjoint.reversible.declared.DeclaredInverse` of the step, for steps
+        fe_adjoint cannot invert itself; None: derived from the taped operations. It may
+        also be set as the attribute ``inverse`` once the Functions it names exist, before
+        the first adjoint.
     """
 
     def __init__(self, max_n: int, every: int = 50, storage=StorageType.RAM,
-                 tolerance: float = 1e-10):
+                 tolerance: float = 1e-10, inverse=None):
         if max_n is None or max_n < 1 or every < 1:
             raise ConfigurationError(
                 f"ReversibleSchedule needs max_n >= 1 and every >= 1; got {max_n}, {every}")
@@ -41,6 +47,18 @@ class ReversibleSchedule(CheckpointSchedule):
             raise ConfigurationError("ReversibleSchedule stores anchors in RAM or on DISK")
         super().__init__(max_n)
         self.every, self.storage, self.tolerance = every, storage, tolerance
+        self.inverse = inverse
+
+    @property
+    def inverse(self):
+        """The user's :class:`~fe_adjoint.reversible.declared.DeclaredInverse`, or None."""
+        return self._inverse
+
+    @inverse.setter
+    def inverse(self, inverse) -> None:
+        if inverse is not None and not isinstance(inverse, DeclaredInverse):
+            raise ConfigurationError("ReversibleSchedule inverse= takes a DeclaredInverse")
+        self._inverse = inverse
 
     @property
     def segments(self) -> list[tuple[int, int]]:

@@ -38,8 +38,9 @@ def solve_inputs(block):
 
 
 RUNS_BACKWARDS = ("The reversible schedule runs copies and explicit linear solves (a "
-                  "diagonal, lumped mass matrix, no Dirichlet conditions) backwards; use "
-                  "another schedule for this run")
+                  "diagonal, lumped mass matrix, no Dirichlet conditions) backwards; "
+                  "declare the step's inverse (ReversibleSchedule(..., inverse="
+                  "fe_adjoint.DeclaredInverse(states, backwards))) or use another schedule")
 
 
 def refusal(block, why: str) -> ConfigurationError:

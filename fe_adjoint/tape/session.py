@@ -64,7 +64,7 @@ class CheckpointingSession(TapePackageData):
             self._make_level(StorageType.DISK).close()  # a bad directory fails now, not mid-run
         if isinstance(schedule, ReversibleSchedule):
             self.driver = ReversibleDriver(schedule, self.model, self._make_level, comm,
-                                           StepInverter(self.model, self.patterns)
+                                           StepInverter(self.model, self.patterns, schedule)
                                            if coarsen else None)
         else:
             self.driver = StepDriver(schedule, self.model, self._make_level, comm)

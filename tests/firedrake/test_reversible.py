@@ -4,6 +4,7 @@ References: fe_adjoint storing everything, itself checked here against central f
 differences of untaped runs.
 """
 
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -27,16 +28,16 @@ N = 1000
 
 
 @lru_cache(maxsize=None)
-def _store_all(n_steps=N, damping=0.0):
+def _store_all(n_steps=N, damping=0.0, clamped=False):
     """Store-all gradients at the three control values, validated by finite differences."""
-    taped = leapfrog(SingleMemoryStorageSchedule(), n_steps=n_steps, damping=damping)
+    options = dict(n_steps=n_steps, damping=damping, clamped=clamped)
+    taped = leapfrog(SingleMemoryStorageSchedule(), **options)
     values = control_values(taped)
     gradients = []
     for value in values:
         taped.Jhat(value)
         gradients.append(taped.Jhat.derivative().dat.data_ro.copy())
-    fd = true_derivative_fd(lambda **kw: leapfrog(n_steps=n_steps, damping=damping, **kw),
-                            values[0], taped.direction)
+    fd = true_derivative_fd(lambda **kw: leapfrog(**options, **kw), values[0], taped.direction)
     assert pairing(gradients[0], taped.direction) == pytest.approx(fd, rel=1e-6)
     return values, gradients
 
@@ -108,6 +109,57 @@ def test_a_step_that_cannot_run_backwards_is_refused():
 
     taped = heat(ReversibleSchedule(N_STEPS, 2))
     with pytest.raises(ConfigurationError, match="cannot be run backwards"):
+        taped.Jhat.derivative()
+
+
+@pytest.mark.parametrize("storage", [StorageType.RAM, StorageType.DISK])
+def test_a_declared_inverse_runs_a_clamped_wave_backwards(storage, tmp_path):
+    """Dirichlet conditions: refused as derived, right with the user's DeclaredInverse."""
+    n, every = 200, 20
+    values, expected = _store_all(n, clamped=True)
+    with pytest.raises(ConfigurationError, match="Dirichlet.*DeclaredInverse"):
+        leapfrog(ReversibleSchedule(n, every), n_steps=n, clamped=True).Jhat.derivative()
+    taped = leapfrog(ReversibleSchedule(n, every, storage), tmp_path, n_steps=n,
+                     clamped=True, declare=True)
+    for _ in range(2):  # right after taping, then repeated
+        assert relative_error(taped.Jhat.derivative(), expected[0]) <= 1e-10
+    for value, gradient in zip([*values[1:], values[0]], [*expected[1:], expected[0]]):
+        taped.Jhat(_on(taped.m, value))  # the inverse reads the control value of each run
+        assert relative_error(taped.Jhat.derivative(), gradient) <= 1e-10
+    info = fe_adjoint.stats()["reversible"]
+    assert info["stored_states"] <= n / every + 2 and info["side_bytes"] == 0
+    assert max(info["drift"]) <= 1e-12 and info["fallback_segments"] == 0
+    assert info["inverse_steps"] == 5 * (n - 1)  # five adjoints, one inverse step per step
+    assert taylor_test(taped.Jhat, _on(taped.m, values[0]), taped.direction) >= 1.95
+
+
+def test_a_wrong_declared_inverse_is_caught_by_the_drift_check():
+    n = 200
+    _, expected = _store_all(n, clamped=True)
+    taped = leapfrog(ReversibleSchedule(n, 20), n_steps=n, clamped=True, declare="wrong")
+    with pytest.warns(RuntimeWarning, match="drifted by"):
+        gradient = taped.Jhat.derivative()
+    assert fe_adjoint.stats()["reversible"]["fallback_segments"] == 10  # all but step 0's
+    assert relative_error(gradient, expected[0]) <= 1e-10
+
+
+def test_a_declared_inverse_names_what_it_cannot_use():
+    from firedrake import Constant, Function, FunctionSpace, UnitIntervalMesh
+
+    u = Function(FunctionSpace(UnitIntervalMesh(2), "CG", 1))
+    with pytest.raises(ConfigurationError, match="state Functions"):
+        fe_adjoint.DeclaredInverse((), print)
+    with pytest.raises(ConfigurationError, match="backwards"):
+        fe_adjoint.DeclaredInverse((u,), None)
+    with pytest.raises(ConfigurationError, match="takes a DeclaredInverse"):
+        ReversibleSchedule(10, 5, inverse=print)
+    n = 40
+    schedule = ReversibleSchedule(n, 10)
+    taped = leapfrog(schedule, n_steps=n, clamped=True, declare=True)
+    unread = Constant(2.0)
+    schedule.inverse = fe_adjoint.DeclaredInverse(
+        schedule.inverse.states, schedule.inverse.backwards, reads=(unread,))
+    with pytest.raises(ConfigurationError, match=re.escape(f"{unread} is not read by time")):
         taped.Jhat.derivative()
 
 

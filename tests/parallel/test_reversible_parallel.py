@@ -1,5 +1,6 @@
 """Under mpiexec -n 2 the reversible schedule runs split-mesh leapfrog steps backwards."""
 
+import numpy as np
 import pytest
 
 
@@ -46,3 +47,25 @@ def test_an_absorbing_boundary_is_side_data_on_a_split_mesh():
     info = fe_adjoint.stats()["reversible"]
     assert info["fallback_segments"] == 0
     assert MPI.COMM_WORLD.allreduce(info["side_bytes"]) > 0
+
+
+@pytest.mark.parallel(nprocs=2)
+def test_a_declared_inverse_on_a_split_mesh():
+    """Compared through partition-independent numbers: two meshes may be split differently."""
+    from checkpoint_schedules import SingleMemoryStorageSchedule
+    from mpi4py import MPI
+
+    import fe_adjoint
+    from tests.waves import leapfrog
+
+    def summary(taped):  # the gradient's global 2-norm and its pairing with the direction
+        gradient = taped.Jhat.derivative().dat.data_ro
+        local = [gradient @ gradient, gradient @ taped.direction.dat.data_ro]
+        return MPI.COMM_WORLD.allreduce(np.array(local))
+
+    n = 100
+    expected = summary(leapfrog(SingleMemoryStorageSchedule(), n_steps=n, clamped=True))
+    taped = leapfrog(fe_adjoint.ReversibleSchedule(n, 20), n_steps=n, clamped=True,
+                     declare=True)
+    assert summary(taped) == pytest.approx(expected, rel=1e-10)
+    assert fe_adjoint.stats()["reversible"]["fallback_segments"] == 0
