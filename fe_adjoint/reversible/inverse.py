@@ -4,17 +4,20 @@ A step is a sequence of operations. Backwards, with the values after the step kn
 restart data of step ``n + 1``, and what the tape holds for its whole life):
 
 * an operation whose inputs are all known runs forwards (a source ``f.assign(r(t) * q)``);
-* a copy ``u_old.assign(u)`` with its output known gives its source;
+* a copy ``u_old.assign(u)`` with its output known gives its source, and a pointwise affine
+  assignment ``u.assign(u + dt * v)`` its one unknown input (:mod:`.assign_inverse`);
 * an explicit linear solve with its output known and exactly one input unknown gives that
   input (:mod:`.solve_inverse`);
 * a value of step ``n - 1`` that step ``n - 1`` copied into one now known (the solve's
   initial guess ``u_(n+1)`` of step ``n - 1``, copied into ``u_n``) is that copy's source.
 
-A :class:`~.declared.DeclaredInverse` of the user gives the states before the step first.
-These rules are applied until nothing changes (:func:`plan_backwards`); a value still
-unknown then -- step ``n``'s restart data, or a value its adjoint reads -- makes the step
-irreversible, and the refusal names the operation that reads it. Plans depend only on a
-step's operations and are made once per step.
+An initial guess the step's explicit solve reads but nothing recovers is stood in for by
+the solve's result (it changes that result by round-off only); it is not taken as known
+when step ``n - 1`` is run backwards. A :class:`~.declared.DeclaredInverse` of the user
+gives the states before the step first. These rules are applied until nothing changes
+(:func:`plan_backwards`); a value still unknown then -- step ``n``'s restart data, or a
+value its adjoint reads -- makes the step irreversible, and the refusal names the operation
+that reads it. Plans depend only on a step's operations and are made once per step.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from ..errors import ConfigurationError
 from ..steps.patterns import copied_function
 from ..steps.rules import block_kind
+from .assign_inverse import affine_input, run_assign_backwards
 from .solve_inverse import RUNS_BACKWARDS, SolveInverse, check_solve, solve_inputs
 
 
@@ -31,8 +35,9 @@ from .solve_inverse import RUNS_BACKWARDS, SolveInverse, check_solve, solve_inpu
 class Action:
     """One backward rule.
 
-    ``forward`` runs ``block``; ``copy`` and ``solve`` give ``target``; ``declared`` gives
-    the keys ``target`` from the values of ``source`` (``block`` is the DeclaredInverse).
+    ``forward`` runs ``block``; ``copy``, ``affine`` and ``solve`` give ``target``;
+    ``declared`` gives the keys ``target`` from the values of ``source`` (``block`` is the
+    DeclaredInverse).
     """
 
     kind: str
@@ -51,8 +56,9 @@ def plan_backwards(model, n: int, optional=frozenset(), declared=None) -> list[A
     """
     index = model.index
     known = {k for k in _keys_of(model, n) if index.is_invariant(k) and k not in optional}
-    if n + 1 < model.n_steps:
-        known |= index.restart_keys(n + 1)
+    if n + 1 < model.n_steps:  # less the initial guesses step n + 1 may have stood in for
+        later = list(zip(model.blocks[n + 1], index.records(n + 1)))
+        known |= index.restart_keys(n + 1) - {key for *_, key in _initial_guesses(later)}
     needed = index.restart_keys(n) | index.step_keys(n) | set(optional)
     records = list(zip(model.blocks[n], index.records(n)))
     previous = list(zip(model.blocks[n - 1], index.records(n - 1))) if n > 0 else []
@@ -70,10 +76,39 @@ def plan_backwards(model, n: int, optional=frozenset(), declared=None) -> list[A
         for action in found:
             known |= set(action.record.writes) if action.kind == "forward" else {action.target}
         actions += found
+    for block, record, guess in _initial_guesses(records):
+        if guess in needed - known - set(optional) and record.writes[0] in known:
+            actions.append(Action("copy", n, block, record, guess, record.writes[0]))
+            known.add(guess)
     missing = [k for k in needed - known if k not in optional]
     if missing:
         raise _irreversible(n, records, missing[0])
     return actions
+
+
+def _initial_guesses(records) -> list:
+    """``(block, record, key)`` per value read only as an explicit solve's initial guess.
+
+    That is the solve's output's old value, which changes an explicit solve's result by
+    round-off only (its replay ignores it): the solve's result stands in for it.
+    """
+    found, other_reads = [], set()
+    for block, record in records:
+        func = getattr(block, "func", None) if block_kind(type(block)) == "solve" else None
+        for key in record.reads:
+            if func is not None and getattr(key, "output", None) is func and _explicit(block):
+                found.append((block, record, key))
+            else:
+                other_reads.add(key)
+    return [entry for entry in found if entry[2] not in other_reads]
+
+
+def _explicit(block) -> bool:
+    try:
+        check_solve(block)
+    except ConfigurationError:
+        return False
+    return True
 
 
 def _keys_of(model, n: int) -> set:
@@ -100,6 +135,11 @@ def _backward_actions(n, records, known, copies_only=False) -> list[Action]:
             if source is not None and source not in known:
                 found.append(Action("copy", n, block, record, source, record.writes[0]))
                 known.add(source)
+            elif source is None and not copies_only:
+                target = affine_input(block, known)
+                if target is not None:
+                    found.append(Action("affine", n, block, record, target))
+                    known.add(target)
         elif kind == "solve" and not copies_only:
             unknown = [bv for bv in solve_inputs(block).all if bv not in known]
             if len(unknown) == 1:
@@ -179,6 +219,8 @@ class StepInverter:
                 for target, value in zip(action.target, states):
                     if target is not None:
                         give(target, value)
+            elif action.kind == "affine":
+                give(action.target, run_assign_backwards(action.block, action.target, value_of))
             else:
                 give(action.target, value_of(action.source) if action.kind == "copy"
                      else self._solve(action, value_of))

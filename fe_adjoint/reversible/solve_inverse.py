@@ -37,7 +37,8 @@ def solve_inputs(block):
     return form_inputs(block, (), skip=(block.func,))
 
 
-RUNS_BACKWARDS = ("The reversible schedule runs copies and explicit linear solves (a "
+RUNS_BACKWARDS = ("The reversible schedule runs copies, pointwise affine assignments and "
+                  "explicit linear solves (a "
                   "diagonal, lumped mass matrix, no Dirichlet conditions) backwards; "
                   "declare the step's inverse (ReversibleSchedule(..., inverse="
                   "fe_adjoint.DeclaredInverse(states, backwards))) or use another schedule")

@@ -22,22 +22,24 @@ from tests.helpers import (
     relative_error,
     true_derivative_fd,
 )
-from tests.waves import leapfrog
+from tests.waves import leapfrog, verlet
 
 N = 1000
 
 
 @lru_cache(maxsize=None)
-def _store_all(n_steps=N, damping=0.0, clamped=False):
+def _store_all(n_steps=N, damping=0.0, clamped=False, problem=leapfrog):
     """Store-all gradients at the three control values, validated by finite differences."""
-    options = dict(n_steps=n_steps, damping=damping, clamped=clamped)
-    taped = leapfrog(SingleMemoryStorageSchedule(), **options)
+    options = dict(n_steps=n_steps)
+    if problem is leapfrog:
+        options.update(damping=damping, clamped=clamped)
+    taped = problem(SingleMemoryStorageSchedule(), **options)
     values = control_values(taped)
     gradients = []
     for value in values:
         taped.Jhat(value)
         gradients.append(taped.Jhat.derivative().dat.data_ro.copy())
-    fd = true_derivative_fd(lambda **kw: leapfrog(**options, **kw), values[0], taped.direction)
+    fd = true_derivative_fd(lambda **kw: problem(**options, **kw), values[0], taped.direction)
     assert pairing(gradients[0], taped.direction) == pytest.approx(fd, rel=1e-6)
     return values, gradients
 
@@ -130,6 +132,21 @@ def test_a_declared_inverse_runs_a_clamped_wave_backwards(storage, tmp_path):
     assert info["stored_states"] <= n / every + 2 and info["side_bytes"] == 0
     assert max(info["drift"]) <= 1e-12 and info["fallback_segments"] == 0
     assert info["inverse_steps"] == 5 * (n - 1)  # five adjoints, one inverse step per step
+    assert taylor_test(taped.Jhat, _on(taped.m, values[0]), taped.direction) >= 1.95
+
+
+def test_velocity_verlet_runs_backwards_as_derived():
+    """Two solves and ``u.assign(u + dt * w_half)`` per step, as a script writes them."""
+    n, every = 200, 20
+    values, expected = _store_all(n, problem=verlet)
+    taped = verlet(ReversibleSchedule(n, every), n_steps=n)
+    assert relative_error(taped.Jhat.derivative(), expected[0]) <= 1e-10
+    for value, gradient in zip([*values[1:], values[0]], [*expected[1:], expected[0]]):
+        taped.Jhat(_on(taped.m, value))
+        assert relative_error(taped.Jhat.derivative(), gradient) <= 1e-10
+    info = fe_adjoint.stats()["reversible"]
+    assert info["fallback_segments"] == 0 and max(info["drift"]) <= 1e-12
+    assert info["stored_states"] <= n / every + 2
     assert taylor_test(taped.Jhat, _on(taped.m, values[0]), taped.direction) >= 1.95
 
 
