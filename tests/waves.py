@@ -1,4 +1,5 @@
-"""A leapfrog acoustic wave, written as Firedrake's FWI demo writes its time loop.
+"""An acoustic wave by leapfrog, written as Firedrake's FWI demo writes its time loop, and
+by velocity Verlet (:func:`verlet`).
 
 KMV elements with their lumped quadrature, an explicit three-level step solved with one
 Jacobi step, ``u_nm1.assign(u_n); u_n.assign(u_np1)`` after the solve, ``J +=`` per step;
@@ -17,29 +18,18 @@ from .helpers import finish, initial, start, steps
 CELLS = 6
 
 
-def leapfrog(schedule=None, tmp_path=None, n_steps=1000, control=None, annotate=True,
-             damping=0.0, absorbing=True, comm=None, clamped=False, declare=None):
+def _wave(schedule, tmp_path, annotate, control, n_steps, comm=None):
+    """What both schemes share: a fresh tape, the KMV space, its coordinates, the wave
+    speed ``c`` (the control), the initial pulse, the lumped quadrature, ``dt``, ``1/c^2``.
+    """
     import finat
     from firedrake import (
         COMM_WORLD,
-        Constant,
-        DirichletBC,
         Function,
         FunctionSpace,
-        LinearVariationalProblem,
-        LinearVariationalSolver,
         SpatialCoordinate,
-        TestFunction,
-        TrialFunction,
         UnitSquareMesh,
-        assemble,
-        dot,
-        ds,
-        dx,
         exp,
-        grad,
-        lhs,
-        rhs,
     )
 
     start(schedule, tmp_path, annotate)
@@ -47,15 +37,38 @@ def leapfrog(schedule=None, tmp_path=None, n_steps=1000, control=None, annotate=
     V = FunctionSpace(mesh, "KMV", 1)
     x, y = SpatialCoordinate(mesh)
     c = initial(Function(V).interpolate(1.0 + 0.2 * x * y), control)
+    pulse = exp(-80 * ((x - 0.4) ** 2 + (y - 0.5) ** 2))
+    rule = finat.quadrature.make_quadrature(V.finat_element.cell, 1, "KMV")
+    return V, (x, y), c, pulse, rule, 0.5 / n_steps, 1 / (c * c)
+
+
+def leapfrog(schedule=None, tmp_path=None, n_steps=1000, control=None, annotate=True,
+             damping=0.0, absorbing=True, comm=None, clamped=False, declare=None):
+    from firedrake import (
+        Constant,
+        DirichletBC,
+        Function,
+        LinearVariationalProblem,
+        LinearVariationalSolver,
+        TestFunction,
+        TrialFunction,
+        assemble,
+        dot,
+        ds,
+        dx,
+        grad,
+        lhs,
+        rhs,
+    )
+
+    V, (x, y), c, pulse, rule, dt, m = _wave(schedule, tmp_path, annotate, control, n_steps,
+                                              comm)
     u, v = TrialFunction(V), TestFunction(V)
     u_np1, u_n, u_nm1 = Function(V), Function(V), Function(V)
     bubble = 16 * x * (1 - x) * y * (1 - y) if clamped else 1.0  # zero on a clamped boundary
-    u_n.interpolate(bubble * exp(-80 * ((x - 0.4) ** 2 + (y - 0.5) ** 2)))
+    u_n.interpolate(bubble * pulse)
     u_nm1.assign(u_n)
     bcs = [DirichletBC(V, 0.0, "on_boundary")] if clamped else []
-    dt = 0.5 / n_steps
-    rule = finat.quadrature.make_quadrature(V.finat_element.cell, 1, "KMV")
-    m = 1 / (c * c)
     F = (m * (u - 2.0 * u_n + u_nm1) / Constant(dt**2) * v * dx(scheme=rule)
          + dot(grad(u_n), grad(v)) * dx(scheme=rule))
     if absorbing and not clamped:
@@ -106,36 +119,24 @@ def verlet(schedule=None, tmp_path=None, n_steps=400, control=None, annotate=Tru
     A half-step velocity solve, ``u.assign(u + dt * w_half)``, a full-step velocity solve;
     KMV lumped mass, reflecting boundary; control: the wave speed.
     """
-    import finat
     from firedrake import (
         Function,
-        FunctionSpace,
         LinearVariationalProblem,
         LinearVariationalSolver,
-        SpatialCoordinate,
         TestFunction,
         TrialFunction,
-        UnitSquareMesh,
         assemble,
         dot,
         dx,
-        exp,
         grad,
         lhs,
         rhs,
     )
 
-    start(schedule, tmp_path, annotate)
-    mesh = UnitSquareMesh(CELLS, CELLS)
-    V = FunctionSpace(mesh, "KMV", 1)
-    x, y = SpatialCoordinate(mesh)
-    c = initial(Function(V).interpolate(1.0 + 0.2 * x * y), control)
+    V, (x, y), c, pulse, rule, dt, m = _wave(schedule, tmp_path, annotate, control, n_steps)
     q, v = TrialFunction(V), TestFunction(V)
-    u = Function(V).interpolate(exp(-80 * ((x - 0.4) ** 2 + (y - 0.5) ** 2)))
+    u = Function(V).interpolate(pulse)
     w, w_half = Function(V), Function(V)
-    dt = 0.5 / n_steps
-    rule = finat.quadrature.make_quadrature(V.finat_element.cell, 1, "KMV")
-    m = 1 / (c * c)
 
     def velocity_update(new, old):
         F = (m * (q - old) / (dt / 2) * v * dx(scheme=rule)
