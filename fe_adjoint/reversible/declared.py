@@ -74,7 +74,8 @@ class DeclaredInverse:
         given += tuple(_key_of(reads, r) for r in self.reads)
         for key, obj in zip(given, self.states + self.reads):
             if key is None or key not in known:
-                what = "is not read by" if obj in self.reads else "is not a state after"
+                read = any(obj is r for r in self.reads)
+                what = "is not read by" if read else "is not a state after"
                 raise ConfigurationError(
                     f"DeclaredInverse: {obj} {what} time step {n}, or its value there is not "
                     "known when running it backwards; list in states= the Functions the step "
@@ -86,8 +87,8 @@ class DeclaredInverse:
         from pyadjoint import stop_annotating
 
         n_states = len(self.states)
-        states = [v.copy(deepcopy=True) for v in values[:n_states]]
         with stop_annotating():
+            states = [v.copy(deepcopy=True) for v in values[:n_states]]
             self.backwards(*states, *values[n_states:])
         return states
 
