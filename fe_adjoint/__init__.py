@@ -17,22 +17,27 @@ from .checkpointing.schedules import SCHEDULE_NAMES, schedule_by_name
 from .errors import ConfigurationError, FeAdjointError, ScheduleError, StorageError
 from .functionals import FieldMax, PointMisfit, TimeIntegral, TimeMax, TimeSum
 from .info import info
+from .planning import Plan, StepCosts, plan
+from .planning.auto import AutoSchedule
 from .reversible.declared import DeclaredInverse
 from .reversible.schedule import ReversibleSchedule
 from .second_order.trace import TraceEstimate, hessian_trace
-from .tape.session import enable_checkpointing, report, stats, steps
+from .tape.session import enable_checkpointing, report, save_report, stats, steps
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SCHEDULE_NAMES",
+    "AutoSchedule",
     "ConfigurationError",
     "DeclaredInverse",
     "FeAdjointError",
     "FieldMax",
+    "Plan",
     "PointMisfit",
     "ReversibleSchedule",
     "ScheduleError",
+    "StepCosts",
     "StorageError",
     "TimeIntegral",
     "TimeMax",
@@ -41,7 +46,9 @@ __all__ = [
     "enable_checkpointing",
     "hessian_trace",
     "info",
+    "plan",
     "report",
+    "save_report",
     "schedule_by_name",
     "stats",
     "steps",

@@ -282,7 +282,8 @@ class StepDriver:
         for n in range(action.n0, n1):
             if n == action.n0 and action.write_ics and level is not None:
                 level.write(n, DataKind.RESTART, model.values(model.restart_keys(n), n))
-            model.run_forward(n)
+            with self.stats.timed_step("replay"):
+                model.run_forward(n)
             self._step_ran(n)
             self.stats.forward_steps += 1
             if action.write_adj_deps:
@@ -301,7 +302,8 @@ class StepDriver:
                     f"the adjoint of step {n} was asked for but its adjoint data is not in "
                     "working memory; the schedule's actions are out of order"
                 )
-            self.model.run_reverse(n, self._markings)
+            with self.stats.timed_step("adjoint"):
+                self.model.run_reverse(n, self._markings)
             self.stats.reverse_steps += 1
             if action.clear_adj_deps and not self._keeps_work_data:
                 self._release(self._work_adjoint.pop(n), unhold=True)
@@ -318,10 +320,12 @@ class StepDriver:
 
     @_process.register
     def _end_forward(self, action: EndForward) -> None:
+        self.stats.sample(self.levels, sum(self._held_nbytes.values()))
         self._replace_frontier(set())
 
     @_process.register
     def _end_reverse(self, action: EndReverse) -> None:
+        self.stats.sample(self.levels, sum(self._held_nbytes.values()))
         self._replace_frontier(set())
 
     # -- data movement ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
+import time
 
 from checkpoint_schedules import StorageType
 from pyadjoint.adjfloat import AdjFloat
@@ -24,7 +25,8 @@ from ..checkpointing.storage import RamStorage
 from ..checkpointing.storage.disk import DiskStorage
 from ..checkpointing.values import FiredrakeValueCodec
 from ..errors import ConfigurationError, ScheduleError
-from ..report.stats import format_report
+from ..planning.auto import AutoSchedule, Probe, record_bytes
+from ..report.stats import RunStats, format_report
 from ..reversible.driver import ReversibleDriver
 from ..reversible.inverse import StepInverter
 from ..reversible.schedule import ReversibleSchedule
@@ -34,6 +36,8 @@ from ..steps.patterns import PatternCache
 from .coarse import fuse_step, refine_control_dependence
 from .hooks import attach, session_of
 from .reads import LiveState, ReadTracker
+
+SIZED_STEPS = 3  # taped steps whose restart and adjoint data are sized for the costs
 
 
 class CheckpointingSession(TapePackageData):
@@ -62,13 +66,18 @@ class CheckpointingSession(TapePackageData):
         self.comm = comm
         if disk_dir is not None and _uses_disk(schedule):
             self._make_level(StorageType.DISK).close()  # a bad directory fails now, not mid-run
-        if isinstance(schedule, ReversibleSchedule):
+        self._probe = None
+        if isinstance(schedule, AutoSchedule):
+            self._probe = self.driver = Probe(schedule, self.model, RunStats(), self.disk_dir,
+                                              comm)
+        elif isinstance(schedule, ReversibleSchedule):
             self.driver = ReversibleDriver(schedule, self.model, self._make_level, comm,
                                            StepInverter(self.model, self.patterns, schedule)
                                            if coarsen else None)
         else:
             self.driver = StepDriver(schedule, self.model, self._make_level, comm)
         self.driver.stats.progress_every = progress_every
+        self._taped_at = None  # when the last step ended, while taping
 
     def _make_level(self, storage: StorageType):
         if storage == StorageType.RAM:
@@ -91,9 +100,35 @@ class CheckpointingSession(TapePackageData):
         with stop_annotating():
             self.reads.check_step()
             self._close_step(timestep, len(self.tape.timesteps[timestep]))
-            self.driver.taped_step(timestep)
-            self.model.release_superseded()
+            if self._probe is not None:
+                self._probe.taped_step(timestep)
+                if self._probe.done:
+                    self._start_planned()
+            else:
+                self._measure(timestep)
+                self.driver.taped_step(timestep)
+                self.model.release_superseded()
         self.tape.get_blocks().append_step()
+
+    def _measure(self, n: int) -> None:
+        """Time taped step ``n`` and, for the first few, size its data (the run's costs)."""
+        stats, now = self.driver.stats, time.perf_counter()
+        if self._taped_at is not None:  # the first step compiles: not timed
+            stats.add_step_time("taped", now - self._taped_at)
+        if n < SIZED_STEPS:
+            record_bytes(self.model, n, stats)
+        self._taped_at = time.perf_counter()
+
+    def _start_planned(self) -> None:
+        """Plan from the probed steps and hand them to a driver of the planned schedule."""
+        probe, self._probe = self._probe, None
+        self.driver = StepDriver(probe.decide().schedule(), self.model, self._make_level,
+                                 self.comm)
+        self.driver.stats = probe.stats
+        for n in probe.steps:
+            self.driver.taped_step(n)
+        self.model.release_superseded()
+        self._taped_at = time.perf_counter()
 
     def _close_step(self, n: int, count: int) -> None:
         self.model.index_step(n, self.tape.timesteps[n][:count])
@@ -124,6 +159,10 @@ class CheckpointingSession(TapePackageData):
                 bv: None for blocks in self.model.blocks for block in blocks
                 for bv in (*block.get_dependencies(), *block.get_outputs())})
             self._live = LiveState(self.reads.plans.values(), self.reads.inputs)  # final now
+            if self._probe is not None:  # the run ended before the probe did
+                self._probe.taped_step(last)
+                self._probe.steps.pop()  # finish_taping hands the last step over itself
+                self._start_planned()
             try:
                 self.driver.finish_taping()
             finally:
@@ -223,6 +262,8 @@ class CheckpointingSession(TapePackageData):
 
 
 def _uses_disk(schedule) -> bool:
+    if isinstance(schedule, AutoSchedule):
+        return schedule.disk != 0
     try:
         return schedule.uses_storage_type(StorageType.DISK)
     except TypeError:  # DiskRevolve knows its disk snapshots only once iterated
@@ -231,7 +272,7 @@ def _uses_disk(schedule) -> bool:
 
 def enable_checkpointing(
     schedule, disk_dir: str | os.PathLike | None = None, *, progress_every: int | None = None,
-    coarsen: bool = True, comm=None,
+    coarsen: bool = True, comm=None, **planning,
 ) -> CheckpointingSession:
     """Checkpoint the working tape's adjoint with a checkpoint_schedules schedule.
 
@@ -239,7 +280,10 @@ def enable_checkpointing(
     ----------
     schedule
         Any checkpoint_schedules schedule (``Revolve(N, s)``, ``MixedCheckpointSchedule``,
-        ``SingleMemoryStorageSchedule()``, ...), not yet used.
+        ``SingleMemoryStorageSchedule()``, ...), not yet used; or ``"auto"``: the planner
+        picks one once the first steps are taped, from the budgets and costs in
+        ``planning`` (``steps=N, memory="4GiB", disk="100GiB"``; see
+        :class:`~fe_adjoint.planning.auto.AutoSchedule`).
     disk_dir
         Where disk schedules write their files (a private folder is made inside it and
         removed afterwards); default: the system's temporary directory.
@@ -269,6 +313,12 @@ def enable_checkpointing(
     >>> for _ in fe_adjoint.steps(100):                      # doctest: +SKIP
     ...     solver.solve(); u_old.assign(u)
     """
+    if isinstance(schedule, str) and schedule == "auto":
+        schedule = AutoSchedule(**planning)
+    elif planning:
+        raise ConfigurationError(
+            f"{', '.join(sorted(planning))}: planning options are for "
+            "enable_checkpointing(\"auto\", ...); a given schedule takes none")
     tape = get_working_tape()
     if tape is None:
         raise ConfigurationError(
@@ -319,6 +369,22 @@ def steps(n: int | None = None):
 def stats() -> dict:
     """Counters of the working tape's checkpointing: steps run, peak bytes, time per phase."""
     return get_session().driver.stats.as_dict()
+
+
+def save_report(path: str | os.PathLike) -> None:
+    """Write the working tape's statistics to ``path`` as JSON (rank 0 writes).
+
+    ``fe-adjoint report PATH`` prints it; ``StepCosts.from_report(PATH)`` plans from it.
+    """
+    import json
+
+    from .. import __version__
+
+    session = get_session()
+    if session.comm.rank == 0:
+        with open(path, "w") as file:
+            json.dump({"fe_adjoint": __version__, "stats": stats()}, file, indent=1)
+    session.comm.barrier()
 
 
 def report() -> str:

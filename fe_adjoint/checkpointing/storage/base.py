@@ -65,6 +65,7 @@ class StorageLevel(ABC):
         self._slot_bytes: dict[int, int] = {}
         self._bytes: dict[DataKind, int] = {kind: 0 for kind in DataKind}
         self.peak_bytes: dict[DataKind, int] = {kind: 0 for kind in DataKind}
+        self.peak_total = 0  # the most bytes held at once, both kinds together
 
     def __contains__(self, step: int) -> bool:
         """Whether a slot for ``step`` is held."""
@@ -132,6 +133,7 @@ class StorageLevel(ABC):
     def _account(self, kind: DataKind, delta: int) -> None:
         self._bytes[kind] += delta
         self.peak_bytes[kind] = max(self.peak_bytes[kind], self._bytes[kind])
+        self.peak_total = max(self.peak_total, sum(self._bytes.values()))
 
     def _slot(self, step: int) -> Slot:
         try:
