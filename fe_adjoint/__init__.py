@@ -19,6 +19,7 @@ from .functionals import FieldMax, PointMisfit, TimeIntegral, TimeMax, TimeSum
 from .info import info
 from .planning import Plan, StepCosts, plan
 from .planning.auto import AutoSchedule
+from .report.plots import plot_schedule, taylor_plot
 from .reversible.declared import DeclaredInverse
 from .reversible.schedule import ReversibleSchedule
 from .second_order.trace import TraceEstimate, hessian_trace
@@ -47,9 +48,11 @@ __all__ = [
     "hessian_trace",
     "info",
     "plan",
+    "plot_schedule",
     "report",
     "save_report",
     "schedule_by_name",
     "stats",
     "steps",
+    "taylor_plot",
 ]

@@ -103,6 +103,7 @@ class StepDriver:
             with self.stats.phase("forward"):
                 self._store_taped_step(action, k)
         self.stats.forward_steps += 1
+        self.stats.progress("taping", k)
         self._collector.step_done()
 
     def finish_taping(self) -> None:
@@ -128,6 +129,7 @@ class StepDriver:
                     f"build the schedule with max_n={n} or run {max_n} steps"
                 )
             self._advance_to(EndForward)
+        self.stats.end_pass()
         self._state = "forward"
 
     def forward(self) -> None:
@@ -180,6 +182,7 @@ class StepDriver:
                 model.run_forward(n)
                 self.stats.forward_steps += 1
                 self._advance_frontier(n)
+                self.stats.progress("sweep", n)
                 self._collector.step_done()
             self._replace_frontier(set())
 
@@ -198,9 +201,11 @@ class StepDriver:
                 "tape (set_working_tape(Tape())) with a new schedule"
             )
         self._collector.pass_started()
+        self.stats.begin_pass(phase, self.model.n_steps if phase != "taping" else self.max_n)
         try:
             yield
         except BaseException as exc:
+            self.stats.end_pass()
             self._state, self._failure = "failed", (phase, f"{type(exc).__name__}: {exc}")
             self._pending = None
             try:
@@ -208,6 +213,8 @@ class StepDriver:
             except Exception:  # noqa: S110 - the original failure is what the user must see
                 pass
             raise
+        if phase != "taping":  # a taping pass lasts from the first taped step to the last
+            self.stats.end_pass()
 
     def close(self) -> None:
         """Free every slot and every held value."""
@@ -282,6 +289,7 @@ class StepDriver:
         for n in range(action.n0, n1):
             if n == action.n0 and action.write_ics and level is not None:
                 level.write(n, DataKind.RESTART, model.values(model.restart_keys(n), n))
+                self.stats.sample(self.levels, sum(self._held_nbytes.values()))
             with self.stats.timed_step("replay"):
                 model.run_forward(n)
             self._step_ran(n)

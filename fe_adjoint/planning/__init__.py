@@ -6,7 +6,8 @@ what it would do; :mod:`.candidates` lists the schedules that fit the budgets an
 :mod:`.planner` ranks them with the cost model and explains the pick.
 """
 
-from .costs import StepCosts, parse_bytes
+from ..sizes import parse_bytes
+from .costs import StepCosts
 from .planner import Plan, plan
 
 __all__ = ["Plan", "StepCosts", "parse_bytes", "plan"]

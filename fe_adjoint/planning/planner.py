@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ConfigurationError
+from ..sizes import format_bytes, parse_bytes
 from . import candidates as catalogue
-from .costs import StepCosts, parse_bytes
+from .costs import StepCosts
 
 
 def predicted_seconds(candidate, costs: StepCosts, n_steps: int) -> float:
@@ -48,8 +49,8 @@ class Plan:
                 f"{'memory':>10} {'disk':>10}"]
         for candidate, seconds in zip(self.candidates, self.seconds):
             rows.append(f"{candidate.label():<34} {seconds:>11.3f} "
-                        f"{candidate.usage.recomputed:>10} {_size(candidate.memory):>10} "
-                        f"{_size(candidate.disk):>10}")
+                        f"{candidate.usage.recomputed:>10} {format_bytes(candidate.memory):>10} "
+                        f"{format_bytes(candidate.disk):>10}")
         return "\n".join(rows)
 
     def explain(self) -> str:
@@ -57,12 +58,12 @@ class Plan:
         c = self.costs
         steps = self.n_steps if self.n_steps is not None else "online"
         return "\n".join([
-            f"fe_adjoint plan for {steps} steps within memory {_size(self.memory)}, "
-            f"disk {_size(self.disk)}",
+            f"fe_adjoint plan for {steps} steps within memory {format_bytes(self.memory)}, "
+            f"disk {format_bytes(self.disk)}",
             f"  per step: forward {c.forward_s:.3g} s, replay {c.replay_s:.3g} s, adjoint "
-            f"{c.adjoint_s:.3g} s, restart {_size(c.restart_bytes)}, adjoint data "
-            f"{_size(c.adjoint_bytes)}; disk {_size(c.disk_write_bps)}/s write, "
-            f"{_size(c.disk_read_bps)}/s read",
+            f"{c.adjoint_s:.3g} s, restart {format_bytes(c.restart_bytes)}, adjoint data "
+            f"{format_bytes(c.adjoint_bytes)}; disk {format_bytes(c.disk_write_bps)}/s write, "
+            f"{format_bytes(c.disk_read_bps)}/s read",
             f"  chosen: {self.choice.label()}, predicted {self.predicted_s:.3f} s",
             self.table(),
         ])
@@ -129,20 +130,12 @@ def budget(value) -> int:
 
 
 def _what_fits(n_steps: int, costs: StepCosts, memory: int, disk: int) -> str:
-    one_ram = costs.restart_bytes + costs.adjoint_bytes
+    size = format_bytes
+    restart, adjoint = costs.restart_bytes, costs.adjoint_bytes
     return (
-        f"no checkpointing schedule for {n_steps} steps fits memory {_size(memory)} and disk "
-        f"{_size(disk)}: a step's restart data takes {_size(costs.restart_bytes)} and its "
-        f"adjoint data {_size(costs.adjoint_bytes)}. The least that fits is memory "
-        f"{_size(one_ram)} (one restart snapshot and one step's adjoint data, recomputing "
-        f"about {n_steps * (n_steps - 1) // 2} steps), or memory "
-        f"{_size(costs.adjoint_bytes)} with disk {_size(costs.restart_bytes)} or more")
-
-
-def _size(nbytes: float) -> str:
-    if nbytes >= 2**61:
-        return "inf"
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if nbytes >= scale:
-            return f"{nbytes / scale:.1f} {unit}"
-    return f"{int(nbytes)} B"
+        f"no checkpointing schedule for {n_steps} steps fits memory {size(memory)} and disk "
+        f"{size(disk)}: a step's restart data takes {size(restart)} and its adjoint data "
+        f"{size(adjoint)}. The least that fits is memory {size(restart + adjoint)} (one "
+        f"restart snapshot and one step's adjoint data, recomputing about "
+        f"{n_steps * (n_steps - 1) // 2} steps), or memory {size(adjoint)} with disk "
+        f"{size(restart)} or more")

@@ -61,10 +61,13 @@ class _CountingLevel(RamStorage):
         self.written = self.read_bytes = 0
         self._log = log
 
+    def write(self, step, kind, values):
+        super().write(step, kind, values)
+        self._log("store", step, self.name, kind.value)
+
     def _add(self, step, slot, values):
         added = super()._add(step, slot, values)
         self.written += added
-        self._log("store", step, self.name, slot.kind.value)
         return added
 
     def read(self, step):

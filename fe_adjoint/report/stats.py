@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..checkpointing.storage.base import DataKind
+from .progress import ProgressBars
 
 
 @dataclass
@@ -36,6 +37,8 @@ class RunStats:
     step_bytes: dict[str, int] = field(
         default_factory=lambda: {"restart_bytes": 0, "adjoint_bytes": 0})
     schedule: str = ""  # what a planned run chose
+    bars: ProgressBars | None = None  # progress bars, when drawn
+    stored_now: int = 0  # checkpoint bytes held at the last sample
     reversible: dict | None = None  # a reversible schedule's anchors, drift and fallbacks
 
     @contextmanager
@@ -78,6 +81,8 @@ class RunStats:
             totals[storage.name] = max(totals[storage.name], level.peak_total)
         work = self.peak_bytes["WORK"]
         work[DataKind.ADJOINT.value] = max(work[DataKind.ADJOINT.value], held_bytes)
+        self.stored_now = held_bytes + sum(level.bytes_held(kind) for level in levels.values()
+                                           for kind in DataKind)
         self.peak_total_bytes["WORK"] = work[DataKind.ADJOINT.value]
 
     def count_trace(self, solves, peak_jets: int) -> None:
@@ -86,8 +91,22 @@ class RunStats:
             self.linear_solves[kind] += count
         self.trace_peak_jets = max(self.trace_peak_jets, peak_jets)
 
+    def begin_pass(self, phase: str, total: int | None) -> None:
+        """A pass (taping, forward, reverse, sweep) of ``total`` steps starts."""
+        if self.bars is not None:
+            self.bars.begin(phase, total)
+
+    def end_pass(self) -> None:
+        if self.bars is not None:
+            self.bars.end()
+
     def progress(self, phase: str, step: int) -> None:
-        """Print a progress line every ``progress_every`` steps, if asked for."""
+        """Step ``step`` of ``phase`` is done.
+
+        Advances the bar; prints a line every ``progress_every`` steps, if asked for.
+        """
+        if self.bars is not None:
+            self.bars.advance(phase, self.stored_now)
         if self.progress_every and step % self.progress_every == 0:
             print(f"[fe_adjoint] {phase} step {step}", file=sys.stderr, flush=True)
 

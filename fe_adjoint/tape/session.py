@@ -26,6 +26,7 @@ from ..checkpointing.storage.disk import DiskStorage
 from ..checkpointing.values import FiredrakeValueCodec
 from ..errors import ConfigurationError, ScheduleError
 from ..planning.auto import AutoSchedule, Probe, record_bytes
+from ..report.progress import ProgressBars
 from ..report.stats import RunStats, format_report
 from ..reversible.driver import ReversibleDriver
 from ..reversible.inverse import StepInverter
@@ -44,7 +45,7 @@ class CheckpointingSession(TapePackageData):
     """fe_adjoint's state on one tape: the step model, the storage levels and the driver."""
 
     def __init__(self, tape, schedule, disk_dir=None, comm=None, progress_every=None,
-                 coarsen=True):
+                 coarsen=True, progress=None):
         self.tape = tape
         pool = ValuePool()  # freed values, handed out again as new ones
         self.codec = FiredrakeValueCodec(pool)
@@ -77,6 +78,8 @@ class CheckpointingSession(TapePackageData):
         else:
             self.driver = StepDriver(schedule, self.model, self._make_level, comm)
         self.driver.stats.progress_every = progress_every
+        if progress is not False and comm.rank == 0:  # None: only on a terminal
+            self.driver.stats.bars = ProgressBars(force=bool(progress))
         self._taped_at = None  # when the last step ended, while taping
 
     def _make_level(self, storage: StorageType):
@@ -272,7 +275,7 @@ def _uses_disk(schedule) -> bool:
 
 def enable_checkpointing(
     schedule, disk_dir: str | os.PathLike | None = None, *, progress_every: int | None = None,
-    coarsen: bool = True, comm=None, **planning,
+    progress: bool | None = None, coarsen: bool = True, comm=None, **planning,
 ) -> CheckpointingSession:
     """Checkpoint the working tape's adjoint with a checkpoint_schedules schedule.
 
@@ -287,6 +290,10 @@ def enable_checkpointing(
     disk_dir
         Where disk schedules write their files (a private folder is made inside it and
         removed afterwards); default: the system's temporary directory.
+    progress
+        Progress bars of each pass (steps done, steps recomputed, checkpoint bytes held) on
+        standard error, on rank 0 only: ``None`` draws them when it is a terminal, ``True``
+        always, ``False`` never.
     progress_every
         Print a progress line every this many forward and adjoint steps.
     coarsen
@@ -331,7 +338,8 @@ def enable_checkpointing(
             "after set_working_tape(Tape()) or continue_annotation()"
         )
     session = CheckpointingSession(tape, schedule, disk_dir, comm=comm,
-                                   progress_every=progress_every, coarsen=coarsen)
+                                   progress_every=progress_every, coarsen=coarsen,
+                                   progress=progress)
     attach(tape, session)
     return session
 
