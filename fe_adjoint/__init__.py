@@ -20,10 +20,11 @@ from .info import info
 from .planning import Plan, StepCosts, plan
 from .planning.auto import AutoSchedule
 from .report.plots import plot_schedule, taylor_plot
+from .report.run import report, save_report, stats
 from .reversible.declared import DeclaredInverse
 from .reversible.schedule import ReversibleSchedule
 from .second_order.trace import TraceEstimate, hessian_trace
-from .tape.session import enable_checkpointing, report, save_report, stats, steps
+from .tape.session import enable_checkpointing, steps
 
 __version__ = "0.1.0"
 

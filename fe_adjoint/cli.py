@@ -61,6 +61,7 @@ def _plan(args) -> int:
             ("adjoint_bytes", args.adjoint_bytes and parse_bytes(args.adjoint_bytes)),
             ("disk_write_bps", args.disk_write and parse_bytes(args.disk_write)),
             ("disk_read_bps", args.disk_read and parse_bytes(args.disk_read)),
+            ("disk_latency_s", args.disk_latency_s),
         ) if value is not None}
         if args.from_report:
             costs = StepCosts.from_report(args.from_report, **given)
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     planner.add_argument("--adjoint-s", type=float, help="seconds per adjoint step")
     planner.add_argument("--disk-write", help="disk write bandwidth per second, e.g. 500MB")
     planner.add_argument("--disk-read", help="disk read bandwidth per second, e.g. 1GB")
+    planner.add_argument("--disk-latency-s", type=float,
+                         help="seconds to create and close one checkpoint file")
     planner.add_argument("--from-report", help="take the costs from a saved run report")
     planner.set_defaults(run=_plan)
     reporter = commands.add_parser("report", help="print a saved run's checkpointing report")

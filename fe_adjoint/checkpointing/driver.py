@@ -77,6 +77,7 @@ class StepDriver:
         self._held_nbytes: dict[Key, int] = {}  # key -> bytes of its held value
         self._work_adjoint: dict[int, set[Key]] = {}
         self._frontier: set[Key] = set()
+        self._unfreed: list | None = None  # keys to free later, while taped_steps runs
         self._state = "taping"  # taping | forward | reverse done | failed
         self._failure: tuple[str, str] | None = None  # (phase, what) of a pass that failed
 
@@ -105,6 +106,21 @@ class StepDriver:
         self.stats.forward_steps += 1
         self.stats.progress("taping", k)
         self._collector.step_done()
+
+    def taped_steps(self, steps: Iterable[int]) -> None:
+        """Process ``steps``, taped before this driver existed (a planned schedule's probe).
+
+        Their values were all held while they were taped, so a later step may have read a
+        value an earlier one produced without pyadjoint saving it again: nothing is freed
+        until the last of them is processed.
+        """
+        self._unfreed = []
+        try:
+            for k in steps:
+                self.taped_step(k)
+        finally:
+            keys, self._unfreed = self._unfreed, None
+            self._release(keys)
 
     def finish_taping(self) -> None:
         """Process the last taped step and run the schedule up to EndForward."""
@@ -289,7 +305,7 @@ class StepDriver:
         for n in range(action.n0, n1):
             if n == action.n0 and action.write_ics and level is not None:
                 level.write(n, DataKind.RESTART, model.values(model.restart_keys(n), n))
-                self.stats.sample(self.levels, sum(self._held_nbytes.values()))
+                self._sample()
             with self.stats.timed_step("replay"):
                 model.run_forward(n)
             self._step_ran(n)
@@ -328,12 +344,12 @@ class StepDriver:
 
     @_process.register
     def _end_forward(self, action: EndForward) -> None:
-        self.stats.sample(self.levels, sum(self._held_nbytes.values()))
+        self._sample()
         self._replace_frontier(set())
 
     @_process.register
     def _end_reverse(self, action: EndReverse) -> None:
-        self.stats.sample(self.levels, sum(self._held_nbytes.values()))
+        self._sample()
         self._replace_frontier(set())
 
     # -- data movement ---------------------------------------------------------------------
@@ -351,7 +367,7 @@ class StepDriver:
             self._hold(n, keys)
         else:
             level.write(n, DataKind.ADJOINT, self.model.values(keys, n))
-        self.stats.sample(self.levels, sum(self._held_nbytes.values()))
+        self._sample()
 
     def _transfer(self, n: int, source: StorageType, target: StorageType, move: bool) -> None:
         level = self._level(source)
@@ -375,6 +391,10 @@ class StepDriver:
             self._replace_frontier(set(slot.values))
 
     # -- working memory --------------------------------------------------------------------
+    def _sample(self) -> None:
+        """Record the bytes held now (for the peaks and the progress bar)."""
+        self.stats.sample(self.levels, sum(self._held_nbytes.values()))
+
     def _hold(self, n: int, keys: set[Key]) -> None:
         values = self.model.values(keys, n)
         self.model.load(values)  # make the held values self-contained
@@ -394,7 +414,10 @@ class StepDriver:
                     del self._held[key]
                     del self._held_nbytes[key]
             if key not in self._held and key not in self._frontier:
-                self.model.free(key)
+                if self._unfreed is not None:
+                    self._unfreed.append(key)
+                else:
+                    self.model.free(key)
 
     def _advance_frontier(self, n: int) -> None:
         """After step ``n``: keep the restart data of step ``n + 1``, free the rest."""

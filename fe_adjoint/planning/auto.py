@@ -15,14 +15,16 @@ import sys
 import time
 
 from ..errors import ConfigurationError
-from .costs import StepCosts, measure_disk
+from .costs import StepCosts, measure_disk, measure_slots
 from .planner import budget, plan
 
 # Without measured replay and adjoint costs (costs=), they are taken as these shares of a
-# taped step (measured on fe_adjoint's heat and Burgers benchmarks: replays reuse
-# factorisations, and an adjoint step is one linear solve).
-REPLAY_SHARE = 0.5
-ADJOINT_SHARE = 0.5
+# taped step, measured with benchmarks/planner.py: a replay reuses the step's assembled
+# operators and factorisations, but a non-linear solve replays its Newton iterations; an
+# adjoint step is one linear solve with a reused operator. (Heat: replay 0.20-0.28, adjoint
+# 0.22-0.28; Burgers, Newton: replay 0.67-0.75, adjoint 0.26.)
+REPLAY_SHARE = {"linear": 0.25, "non-linear": 0.7}
+ADJOINT_SHARE = 0.25
 
 
 class AutoSchedule:
@@ -73,12 +75,13 @@ class Probe:
     taping = True
     levels: dict = {}
 
-    def __init__(self, auto: AutoSchedule, model, stats, disk_dir: str, comm):
+    def __init__(self, auto: AutoSchedule, model, stats, make_level, disk_dir: str, comm):
         self.auto, self.model, self.stats = auto, model, stats
         self.max_n = auto.max_n
-        self._disk_dir, self._comm = disk_dir, comm
+        self._make_level, self._disk_dir, self._comm = make_level, disk_dir, comm
         self.steps: list[int] = []
         self._intervals: list[float] = []
+        self._nonlinear = False
         self._last = time.perf_counter()
 
     @property
@@ -92,6 +95,7 @@ class Probe:
             self._intervals.append(now - self._last)
         self.steps.append(k)
         record_bytes(self.model, k, self.stats)
+        self._nonlinear = self._nonlinear or any(map(_nonlinear, self.model.blocks[k]))
         self._last = time.perf_counter()
 
     def decide(self):
@@ -104,17 +108,34 @@ class Probe:
             replay, adjoint = (taped * given.replay_s / given.forward_s,
                                taped * given.adjoint_s / given.forward_s)
         else:
-            replay, adjoint = taped * REPLAY_SHARE, taped * ADJOINT_SHARE
+            kind = "non-linear" if self._nonlinear else "linear"
+            replay, adjoint = taped * REPLAY_SHARE[kind], taped * ADJOINT_SHARE
         costs = StepCosts(taped, adjoint, self.stats.step_bytes["restart_bytes"],
                           self.stats.step_bytes["adjoint_bytes"], replay_s=replay)
         if auto.disk != 0:
-            costs = costs.with_disk(*measure_disk(self._disk_dir, 16 * 2**20))
+            costs = self._with_disk(costs)
         costs = self._agreed(costs)
         auto.plan = plan(auto.max_n, costs, auto.memory, auto.disk, auto.expected_steps)
         self.stats.schedule = f"{auto.plan.choice.label()} (planned)"
         if auto.verbose and self._comm.rank == 0:
             print(auto.plan.explain(), file=sys.stderr, flush=True)
         return auto.plan
+
+    def _with_disk(self, costs: StepCosts) -> StepCosts:
+        """The disk's bandwidth, and what a checkpoint file of this run's values costs."""
+        from checkpoint_schedules import StorageType
+
+        write_bps, read_bps = measure_disk(self._disk_dir)
+        k = self.steps[-1]
+        keys = self.model.index.early_keys(k, k) | self.model.index.adjoint_keys(k)
+        values = self.model.values(keys, k)
+        level = self._make_level(StorageType.DISK)
+        try:
+            latency = measure_slots(level, values, self.model.nbytes(values), write_bps,
+                                    read_bps)
+        finally:
+            level.close()
+        return costs.with_disk(write_bps, read_bps, latency)
 
     def _agreed(self, costs: StepCosts) -> StepCosts:
         """Costs every rank plans with: the slowest step, the largest data, the slowest disk."""
@@ -139,3 +160,18 @@ def record_bytes(model, k: int, stats) -> None:
     sizes = stats.step_bytes
     sizes["restart_bytes"] = max(sizes["restart_bytes"], restart)
     sizes["adjoint_bytes"] = max(sizes["adjoint_bytes"], adjoint)
+
+
+def _nonlinear(block) -> bool:
+    """Whether ``block`` is a Firedrake solve whose Jacobian reads its solution (Newton)."""
+    if getattr(block, "linear", True):  # not a solve, or solve(a == L)
+        return False
+    import ufl
+    from ufl.algorithms import expand_derivatives
+    from ufl.algorithms.analysis import extract_coefficients
+
+    try:
+        jacobian = expand_derivatives(ufl.derivative(block.lhs, block.func))
+        return any(c is block.func for c in extract_coefficients(jacobian))
+    except Exception:  # noqa: BLE001 - a residual UFL cannot differentiate: take it as Newton
+        return True

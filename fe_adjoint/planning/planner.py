@@ -11,11 +11,15 @@ from .costs import StepCosts
 
 
 def predicted_seconds(candidate, costs: StepCosts, n_steps: int) -> float:
-    """The cost model: taped forward, recomputed steps, adjoint steps and data movement."""
+    """The cost model: taped forward, recomputed steps, adjoint steps and data movement
+    (bytes over bandwidth, and a latency per checkpoint file).
+    """
     usage = candidate.usage
     moved = usage.written.get("DISK", 0) / costs.disk_write_bps \
         + usage.read.get("DISK", 0) / costs.disk_read_bps \
-        + (usage.written.get("RAM", 0) + usage.read.get("RAM", 0)) / costs.ram_bps
+        + (usage.written.get("RAM", 0) + usage.read.get("RAM", 0)) / costs.ram_bps \
+        + (usage.slots_written.get("DISK", 0) + usage.slots_read.get("DISK", 0)) \
+        * costs.disk_latency_s
     return (n_steps * costs.forward_s + (usage.forward_steps - n_steps) * costs.replay_s
             + usage.reverse_steps * costs.adjoint_s + moved)
 
@@ -63,7 +67,7 @@ class Plan:
             f"  per step: forward {c.forward_s:.3g} s, replay {c.replay_s:.3g} s, adjoint "
             f"{c.adjoint_s:.3g} s, restart {format_bytes(c.restart_bytes)}, adjoint data "
             f"{format_bytes(c.adjoint_bytes)}; disk {format_bytes(c.disk_write_bps)}/s write, "
-            f"{format_bytes(c.disk_read_bps)}/s read",
+            f"{format_bytes(c.disk_read_bps)}/s read, {1e3 * c.disk_latency_s:.2g} ms a file",
             f"  chosen: {self.choice.label()}, predicted {self.predicted_s:.3f} s",
             self.table(),
         ])

@@ -38,6 +38,8 @@ class Usage:
     peak_bytes: dict[str, int]  # RAM, DISK, WORK (held adjoint data)
     written: dict[str, int]  # bytes written to RAM and DISK
     read: dict[str, int]
+    slots_written: dict[str, int]  # slots (files, on disk) written to RAM and DISK
+    slots_read: dict[str, int]
     events: list[Event] = field(default_factory=list)
     storage: list[dict[str, int]] = field(default_factory=list)  # bytes held after each event
 
@@ -58,11 +60,12 @@ class _CountingLevel(RamStorage):
     def __init__(self, name: str, log):
         super().__init__(_Sizes())
         self.name = name
-        self.written = self.read_bytes = 0
+        self.written = self.read_bytes = self.slots_written = self.slots_read = 0
         self._log = log
 
     def write(self, step, kind, values):
         super().write(step, kind, values)
+        self.slots_written += 1
         self._log("store", step, self.name, kind.value)
 
     def _add(self, step, slot, values):
@@ -73,6 +76,7 @@ class _CountingLevel(RamStorage):
     def read(self, step):
         slot = super().read(step)
         self.read_bytes += sum(slot.values.values())
+        self.slots_read += 1
         self._log("load", step, self.name, slot.kind.value)
         return slot
 
@@ -142,6 +146,8 @@ def simulate(schedule, n_steps: int, restart_bytes: int, adjoint_bytes: int,
     peaks = dict(driver.stats.peak_total_bytes)
     usage = Usage(driver.stats.forward_steps, driver.stats.reverse_steps, peaks,
                   {lv.name: lv.written for lv in levels.values()},
-                  {lv.name: lv.read_bytes for lv in levels.values()}, events, storage)
+                  {lv.name: lv.read_bytes for lv in levels.values()},
+                  {lv.name: lv.slots_written for lv in levels.values()},
+                  {lv.name: lv.slots_read for lv in levels.values()}, events, storage)
     driver.close()
     return usage

@@ -27,7 +27,7 @@ from ..checkpointing.values import FiredrakeValueCodec
 from ..errors import ConfigurationError, ScheduleError
 from ..planning.auto import AutoSchedule, Probe, record_bytes
 from ..report.progress import ProgressBars
-from ..report.stats import RunStats, format_report
+from ..report.stats import RunStats
 from ..reversible.driver import ReversibleDriver
 from ..reversible.inverse import StepInverter
 from ..reversible.schedule import ReversibleSchedule
@@ -69,8 +69,8 @@ class CheckpointingSession(TapePackageData):
             self._make_level(StorageType.DISK).close()  # a bad directory fails now, not mid-run
         self._probe = None
         if isinstance(schedule, AutoSchedule):
-            self._probe = self.driver = Probe(schedule, self.model, RunStats(), self.disk_dir,
-                                              comm)
+            self._probe = self.driver = Probe(schedule, self.model, RunStats(),
+                                              self._make_level, self.disk_dir, comm)
         elif isinstance(schedule, ReversibleSchedule):
             self.driver = ReversibleDriver(schedule, self.model, self._make_level, comm,
                                            StepInverter(self.model, self.patterns, schedule)
@@ -128,8 +128,7 @@ class CheckpointingSession(TapePackageData):
         self.driver = StepDriver(probe.decide().schedule(), self.model, self._make_level,
                                  self.comm)
         self.driver.stats = probe.stats
-        for n in probe.steps:
-            self.driver.taped_step(n)
+        self.driver.taped_steps(probe.steps)
         self.model.release_superseded()
         self._taped_at = time.perf_counter()
 
@@ -372,31 +371,3 @@ def steps(n: int | None = None):
             f"use the same number in both"
         )
     return current.tape.timestepper(iter(range(n)) if n is not None else itertools.count())
-
-
-def stats() -> dict:
-    """Counters of the working tape's checkpointing: steps run, peak bytes, time per phase."""
-    return get_session().driver.stats.as_dict()
-
-
-def save_report(path: str | os.PathLike) -> None:
-    """Write the working tape's statistics to ``path`` as JSON (rank 0 writes).
-
-    ``fe-adjoint report PATH`` prints it; ``StepCosts.from_report(PATH)`` plans from it.
-    """
-    import json
-
-    from .. import __version__
-
-    session = get_session()
-    if session.comm.rank == 0:
-        with open(path, "w") as file:
-            json.dump({"fe_adjoint": __version__, "stats": stats()}, file, indent=1)
-    session.comm.barrier()
-
-
-def report() -> str:
-    """Print and return the checkpointing report of the working tape."""
-    text = format_report(stats())
-    print(text)
-    return text

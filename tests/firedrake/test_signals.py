@@ -72,14 +72,16 @@ def test_after_sigkill_the_next_run_removes_the_dead_folder(tmp_path):
 
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_fe_adjoint_clean_lists_and_removes_dead_folders(tmp_path, dry_run):
-    from fe_adjoint.cli import main
-
     assert _run(tmp_path, "SIGKILL").returncode == -signal.SIGKILL
     (left,) = _entries(tmp_path)
     live = tmp_path / "fe_adjoint-otherhost-1-1-abcdefgh"  # a folder made on another host
     live.mkdir()
     args = ["clean", str(tmp_path)] + (["--dry-run"] if dry_run else [])
-    assert main(args) == 0
+    result = subprocess.run([sys.executable, "-m", "fe_adjoint.cli", *args],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"{'stale' if dry_run else 'removed'}: " in result.stdout and left in result.stdout
+    assert f"kept: {live}" in result.stdout
     assert (left in _entries(tmp_path)) == dry_run
     assert live.name in _entries(tmp_path)
 

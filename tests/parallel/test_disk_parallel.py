@@ -84,3 +84,26 @@ def test_operations_taped_after_the_functional_on_one_rank_do_not_hang(shared_di
     assert relative_error(taped.Jhat.derivative(), expected) <= 1e-10
     assert float(taped.Jhat(taped.m)) == pytest.approx(float(serial.Jhat.functional), rel=1e-12)
     pause_annotation()
+
+
+@pytest.mark.parallel(nprocs=2)
+def test_auto_schedule_plans_alike_on_every_rank(shared_dir):
+    from checkpoint_schedules import SingleMemoryStorageSchedule
+    from mpi4py import MPI
+
+    import fe_adjoint
+    from tests.helpers import N_STEPS, as_array, reaction_diffusion, relative_error
+
+    comm = MPI.COMM_WORLD
+    serial = reaction_diffusion(SingleMemoryStorageSchedule(), comm=MPI.COMM_SELF)
+    expected = as_array(serial.Jhat.derivative()).copy()
+    store_all = N_STEPS * fe_adjoint.stats()["costs"]["adjoint_bytes"]  # the whole mesh's
+    budget = {"memory": store_all // 4, "disk": 2 * store_all}
+    taped = reaction_diffusion(fe_adjoint.AutoSchedule(N_STEPS, **budget), shared_dir,
+                               comm=comm)
+    for _ in range(2):
+        assert relative_error(taped.Jhat.derivative(), expected) <= 1e-10
+    stats = fe_adjoint.stats()
+    assert len(set(comm.allgather(stats["schedule"]))) == 1  # the ranks agreed on the costs
+    peaks = stats["peak_total_bytes"]
+    assert peaks["RAM"] + peaks["WORK"] <= budget["memory"] and peaks["DISK"] <= budget["disk"]
