@@ -61,11 +61,10 @@ def main() -> None:
             lines.append(f"| {tool} | {r['steps']} | {growth[r['steps']]:.1f} | {ratio:.2f} | "
                          f"{r['forward_s']:.2f} | {r['gradient_s']:.2f} |")
     table = "\n".join(lines)
-    print(table)
-    with open(os.path.join(args.out, "memory.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    with open(os.path.join(args.out, "memory.md"), "w") as f:
-        f.write(table + "\n")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from problems import write_results
+
+    write_results(args.out, "memory", results, table)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ the process (which varies by +-25 % from one process to the next on a shared mac
 is the same for all. A run is taped forward plus one gradient; the median of the five
 counts. Reported: the pick's time over the fastest candidate's (goal <= 1.10), each auto
 run's predicted over measured time (goal within 25 %), peak bytes against the budgets, and
-the plan's schedule plotted to ``plan-NAME.png``. Run by hand (about 15 minutes):
+the plan's schedule plotted to ``plan-NAME.png``. Run by hand (about 15 minutes; a quick
+check: ``PLANNER_REPEATS=1 ... --steps 20 --only heat``):
 
     python benchmarks/planner.py --out results/
 """
@@ -28,10 +29,12 @@ import os
 import statistics
 import subprocess
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from problems import run, write_results  # noqa: E402 - the benchmarks' shared problems
 
 STEPS = 200
-REPEATS = 5
+REPEATS = int(os.environ.get("PLANNER_REPEATS", 5))
 PROBLEMS = {  # name: (problem, cells, memory share of store-all, disk share)
     "heat": ("heat", 48, 1 / 5, 0),
     "burgers": ("burgers", 250, 1 / 5, 0),
@@ -40,35 +43,15 @@ PROBLEMS = {  # name: (problem, cells, memory share of store-all, disk share)
 
 
 def _tape(problem: str, cells: int, steps: int, schedule) -> dict:
-    from firedrake.adjoint import (
-        Control,
-        ReducedFunctional,
-        Tape,
-        continue_annotation,
-        pause_annotation,
-        set_working_tape,
-    )
-
+    """Tape ``problem`` under ``schedule`` and take one gradient (problems.run), with stats."""
     import fe_adjoint
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from problems import PROBLEMS as STEPPERS
-
-    step = STEPPERS[problem](cells)
-    set_working_tape(Tape())
-    continue_annotation()
-    fe_adjoint.enable_checkpointing(schedule, progress=False)
-    start = time.perf_counter()
-    J = step.start(step.m)
-    for _ in fe_adjoint.steps(steps):
-        J = step(J)
-    pause_annotation()
-    dJ = ReducedFunctional(J, Control(step.m)).derivative()
-    seconds = time.perf_counter() - start
+    result = run("fe_adjoint", steps, schedule, cells, problem)
     stats = fe_adjoint.stats()
-    return {"seconds": seconds, "dJ_norm": float(abs(dJ.dat.data_ro).sum()),
-            "forward_steps": stats["forward_steps"], "peak": stats["peak_total_bytes"],
-            "schedule": stats.get("schedule", ""), "costs": stats["costs"]}
+    return {"seconds": result["forward_s"] + result["gradient_s"],
+            "dJ_norm": result["dJ_norm"], "forward_steps": stats["forward_steps"],
+            "peak": stats["peak_total_bytes"], "schedule": stats.get("schedule", ""),
+            "costs": stats["costs"]}
 
 
 def child(name: str, steps: int, out: str) -> None:
@@ -132,11 +115,11 @@ def main() -> None:
         r = results[name] = json.loads(out.strip().splitlines()[-1])
         runs = r["runs"]
         auto = runs["auto"]
-        candidates = {label: run for label, run in runs.items() if label != "auto"}
+        candidates = {label: one for label, one in runs.items() if label != "auto"}
         best = min(candidates, key=lambda label: candidates[label]["median_s"])
-        for label, run in candidates.items():
-            print(f"  {name:<8} {label:<30} measured {run['median_s']:6.2f} s  predicted "
-                  f"{r['predicted'][label]:6.2f} s  forward steps {run['forward_steps']}")
+        for label, one in candidates.items():
+            print(f"  {name:<8} {label:<30} measured {one['median_s']:6.2f} s  predicted "
+                  f"{r['predicted'][label]:6.2f} s  forward steps {one['forward_steps']}")
         ratio = auto["predicted_over_measured"]
         memory = auto["peak"]["RAM"] + auto["peak"]["WORK"]
         budget = r["budget"]
@@ -158,11 +141,7 @@ def main() -> None:
         "", "| problem | budget | pick | pick s | auto s | fastest candidate | its s "
         "| pick / fastest | predicted / measured | peak |",
         "|---|---|---|---|---|---|---|---|---|---|", *rows])
-    print(table)
-    with open(os.path.join(args.out, "planner.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    with open(os.path.join(args.out, "planner.md"), "w") as f:
-        f.write(table + "\n")
+    write_results(args.out, "planner", results, table)
 
 
 if __name__ == "__main__":

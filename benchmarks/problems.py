@@ -12,6 +12,18 @@ import resource
 import time
 
 
+def write_results(out: str, name: str, results, table: str) -> None:
+    """Print ``table`` and write it to ``out/NAME.md``, and ``results`` to ``out/NAME.json``."""
+    import json
+    import os
+
+    print(table)
+    with open(os.path.join(out, f"{name}.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    with open(os.path.join(out, f"{name}.md"), "w") as f:
+        f.write(table + "\n")
+
+
 def rss_mb() -> float:
     """Peak resident set size of this process so far, in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -11,8 +11,9 @@ from .costs import StepCosts
 
 
 def predicted_seconds(candidate, costs: StepCosts, n_steps: int) -> float:
-    """The cost model: taped forward, recomputed steps, adjoint steps and data movement
-    (bytes over bandwidth, and a latency per checkpoint file).
+    """The cost model: taped forward, recomputed steps, adjoint steps and data movement.
+
+    Data movement is bytes over bandwidth, plus a latency per checkpoint file.
     """
     usage = candidate.usage
     moved = usage.written.get("DISK", 0) / costs.disk_write_bps \
