@@ -90,9 +90,8 @@ class Probe:
 
     def taped_step(self, k: int) -> None:
         """Measure taped step ``k`` (its values are all still held)."""
-        now = time.perf_counter()
-        if self.steps:  # the first step compiles; its time is not the step's
-            self._intervals.append(now - self._last)
+        # The first step compiles (and holds the set-up): it is timed only if alone.
+        self._intervals.append(time.perf_counter() - self._last)
         self.steps.append(k)
         record_bytes(self.model, k, self.stats)
         self._nonlinear = self._nonlinear or any(map(_nonlinear, self.model.blocks[k]))
@@ -101,8 +100,7 @@ class Probe:
     def decide(self):
         """The plan for the measured costs; also kept as ``auto.plan``."""
         auto = self.auto
-        taped = statistics.median(self._intervals) if self._intervals \
-            else time.perf_counter() - self._last
+        taped = statistics.median(self._intervals[1:] or self._intervals)
         given = auto.costs
         if given is not None:
             replay, adjoint = (taped * given.replay_s / given.forward_s,

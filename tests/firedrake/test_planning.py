@@ -91,3 +91,10 @@ def test_bad_planning_input_is_refused(tmp_path):
     with pytest.raises(ConfigurationError, match="least that fits"):
         PROBLEMS["heat"](AutoSchedule(N_STEPS, memory="100B"), tmp_path)
     assert not [p for p in os.listdir(tmp_path) if p.startswith("fe_adjoint")]
+
+
+def test_one_probed_step_is_timed(tmp_path, references):
+    auto = AutoSchedule(N_STEPS, memory="1.5KiB", probe_steps=1)
+    taped = PROBLEMS["heat"](auto, tmp_path)
+    assert relative_error(taped.Jhat.derivative(), references("heat")[0][1]) <= TOL
+    assert auto.plan.costs.forward_s > 1e-4 and auto.plan.predicted_s > 0
