@@ -73,12 +73,12 @@ class RunStats:
 
     def sample(self, levels, held_bytes: int) -> None:
         """Record the bytes the storage levels and working memory hold now."""
-        for storage, level in levels.items():
-            peaks = self.peak_bytes[storage.name]
+        for level in levels.values():  # NoneCheckpointSchedule's NONE storage is a DISK level
+            peaks = self.peak_bytes[level.name]
             for kind in DataKind:
                 peaks[kind.value] = max(peaks[kind.value], level.peak_bytes[kind])
             totals = self.peak_total_bytes
-            totals[storage.name] = max(totals[storage.name], level.peak_total)
+            totals[level.name] = max(totals[level.name], level.peak_total)
         work = self.peak_bytes["WORK"]
         work[DataKind.ADJOINT.value] = max(work[DataKind.ADJOINT.value], held_bytes)
         self.stored_now = held_bytes + sum(level.bytes_held(kind) for level in levels.values()
