@@ -10,18 +10,15 @@ def test_reversible_schedule_on_a_split_mesh(tmp_path):
     from mpi4py import MPI
 
     import fe_adjoint
-    from tests.helpers import relative_error
     from tests.waves import leapfrog
 
     n = 200
     disk = MPI.COMM_WORLD.bcast(str(tmp_path))
-    expected = leapfrog(SingleMemoryStorageSchedule(), n_steps=n).Jhat.derivative()
-    expected = expected.dat.data_ro.copy()
+    expected = _summary(leapfrog(SingleMemoryStorageSchedule(), n_steps=n))
     for storage in (StorageType.RAM, StorageType.DISK):
         taped = leapfrog(fe_adjoint.ReversibleSchedule(n, 20, storage), disk, n_steps=n)
-        for _ in range(2):
-            local = relative_error(taped.Jhat.derivative(), expected) ** 2
-            assert MPI.COMM_WORLD.allreduce(local) <= 1e-20 * MPI.COMM_WORLD.size
+        for _ in range(2):  # meshes made alike may be split differently: global numbers
+            assert _summary(taped) == pytest.approx(expected, rel=1e-10)
         info = fe_adjoint.stats()["reversible"]
         assert info["fallback_segments"] == 0 and info["stored_states"] <= n / 20 + 2
 
