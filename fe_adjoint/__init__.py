@@ -10,13 +10,15 @@ and use ``ReducedFunctional``, ``taylor_test`` and ``minimize`` as usual; each s
 tape block whose adjoint reuses derived forms and factorisations. ``Jhat.tlm`` and
 ``Jhat.hessian`` run through the schedule; :func:`hessian_trace` gives Hessian traces in one
 forward sweep; :class:`TimeSum`, :class:`TimeIntegral`, :class:`TimeMax`, :class:`FieldMax`
-and :class:`PointMisfit` reduce a run over time, one tape block per observation.
+and :class:`PointMisfit` reduce a run over time, one tape block per observation;
+:func:`minimize` with ``history=`` is an optimisation that a resubmitted batch job continues.
 """
 
 from .checkpointing.schedules import SCHEDULE_NAMES, schedule_by_name
 from .errors import ConfigurationError, FeAdjointError, ScheduleError, StorageError
 from .functionals import FieldMax, PointMisfit, TimeIntegral, TimeMax, TimeSum
 from .info import info
+from .jobs import OptimisationHistory, minimize, node_local_dir
 from .planning import Plan, StepCosts, plan
 from .planning.auto import AutoSchedule
 from .report.plots import plot_schedule, taylor_plot
@@ -35,6 +37,7 @@ __all__ = [
     "DeclaredInverse",
     "FeAdjointError",
     "FieldMax",
+    "OptimisationHistory",
     "Plan",
     "PointMisfit",
     "ReversibleSchedule",
@@ -48,6 +51,8 @@ __all__ = [
     "enable_checkpointing",
     "hessian_trace",
     "info",
+    "minimize",
+    "node_local_dir",
     "plan",
     "plot_schedule",
     "report",

@@ -17,11 +17,13 @@ def _version(distribution: str) -> str:
 
 
 def stack_versions() -> dict[str, str]:
-    """Versions of Firedrake, PETSc and its external packages, pyadjoint, and the MPI size."""
+    """The stack's versions, the MPI size and where checkpoint files go by default."""
     from mpi4py import MPI
     from petsc4py import PETSc
 
     import fe_adjoint
+
+    from .jobs.scratch import node_local_dir
 
     major, minor, patch = PETSc.Sys.getVersion()
     config = PETSc.Sys.getVersionInfo()
@@ -37,6 +39,7 @@ def stack_versions() -> dict[str, str]:
         "mpi4py": _version("mpi4py"),
         "MPI": MPI.Get_library_version().splitlines()[0].strip(),
         "MPI size": str(MPI.COMM_WORLD.size),
+        "default disk_dir": node_local_dir(),
     }
 
 

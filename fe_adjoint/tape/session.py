@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import tempfile
 import time
 
 from checkpoint_schedules import StorageType
@@ -25,6 +24,7 @@ from ..checkpointing.storage import RamStorage
 from ..checkpointing.storage.disk import DiskStorage
 from ..checkpointing.values import FiredrakeValueCodec
 from ..errors import ConfigurationError, ScheduleError
+from ..jobs.scratch import node_local_dir
 from ..planning.auto import AutoSchedule, Probe, record_bytes
 from ..report.progress import ProgressBars
 from ..report.stats import RunStats
@@ -59,7 +59,7 @@ class CheckpointingSession(TapePackageData):
         self._live = None  # the LiveState of every pass, once taping ended
         # Absolute now: the script may change directory before the adjoint runs.
         self.disk_dir = os.path.abspath(os.fspath(disk_dir) if disk_dir is not None
-                                        else tempfile.gettempdir())
+                                        else node_local_dir())
         if comm is None:
             from mpi4py import MPI
 
@@ -288,7 +288,8 @@ def enable_checkpointing(
         :class:`~fe_adjoint.planning.auto.AutoSchedule`).
     disk_dir
         Where disk schedules write their files (a private folder is made inside it and
-        removed afterwards); default: the system's temporary directory.
+        removed afterwards); default: node-local scratch, :func:`fe_adjoint.node_local_dir`
+        (``$SLURM_TMPDIR``, ``$TMPDIR``, the system's temporary directory).
     progress
         Progress bars of each pass (steps done, steps recomputed, checkpoint bytes held) on
         standard error, on rank 0 only: ``None`` draws them when it is a terminal, ``True``

@@ -1,10 +1,13 @@
-"""Real signals mid-adjoint: SIGTERM leaves no file; after SIGKILL the next run sweeps up.
+"""Real signals mid-adjoint: SIGTERM leaves no file and says so; after a SIGKILL the
+folder's watchdog removes it, and had the watchdog died too, the next run sweeps up.
 
 Each run is a real subprocess that signals itself half-way through its adjoint (Slurm's
-SIGTERM at the time limit, a SIGKILL by the out-of-memory killer).
+SIGTERM at the time limit, a SIGKILL by the out-of-memory killer, a node failure that
+takes the watchdog with it).
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +22,7 @@ SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {repo!r})
     from tests.helpers import SCHEDULES, N_STEPS, heat
     from fe_adjoint.checkpointing.step_model import PyadjointStepModel
+    from fe_adjoint.checkpointing.storage import folders
     taped = heat(SCHEDULES["mixed_disk"](N_STEPS), {disk_dir!r})
     original = PyadjointStepModel.run_reverse
 
@@ -26,6 +30,9 @@ SCRIPT = textwrap.dedent("""
         if n == N_STEPS - 2:
             files = sum(len(names) for _, _, names in os.walk({disk_dir!r}))
             print("files before the signal", files, flush=True)
+            for _, watchdog in list(folders._LIVE.values()) if {kill_watchdogs} else []:
+                watchdog.kill()
+                watchdog.wait()
             os.kill(os.getpid(), signal.{signal})
         return original(self, n, *args)
 
@@ -34,8 +41,9 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _run(disk_dir, signame):
-    script = SCRIPT.format(repo=REPO, disk_dir=str(disk_dir), signal=signame)
+def _run(disk_dir, signame, kill_watchdogs=False):
+    script = SCRIPT.format(repo=REPO, disk_dir=str(disk_dir), signal=signame,
+                           kill_watchdogs=kill_watchdogs)
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=300)
 
@@ -49,6 +57,9 @@ def test_a_signal_mid_adjoint_removes_the_checkpoint_files(tmp_path, signame):
     result = _run(tmp_path, signame)
     if signame == "SIGTERM":
         assert result.returncode == -signal.SIGTERM, result.stderr  # the signal's own ending
+        assert re.search(r"fe_adjoint: SIGTERM received \(the batch system's time limit, "
+                         r"scancel or kill\): removed checkpoint folder .*fe_adjoint-\S+ "
+                         r"\([1-9]\d* files\); ending the process", result.stderr), result.stderr
     else:
         assert "KeyboardInterrupt" in result.stderr  # Python's own ending for a Ctrl-C
     assert "files before the signal" in result.stdout
@@ -56,12 +67,20 @@ def test_a_signal_mid_adjoint_removes_the_checkpoint_files(tmp_path, signame):
     assert _entries(tmp_path) == []
 
 
-def test_after_sigkill_the_next_run_removes_the_dead_folder(tmp_path):
-    from fe_adjoint.checkpointing.storage import folders
-
+def test_after_sigkill_the_watchdog_removes_the_folder(tmp_path):
     result = _run(tmp_path, "SIGKILL")
     assert result.returncode == -signal.SIGKILL
-    (left,) = _entries(tmp_path)  # nothing can clean up after a SIGKILL ...
+    assert int(result.stdout.split()[-1]) > 0
+    assert "ended without removing its checkpoint folder" in result.stderr, result.stderr
+    assert _entries(tmp_path) == []
+
+
+def test_after_sigkill_of_process_and_watchdog_the_next_run_removes_the_dead_folder(tmp_path):
+    from fe_adjoint.checkpointing.storage import folders
+
+    result = _run(tmp_path, "SIGKILL", kill_watchdogs=True)
+    assert result.returncode == -signal.SIGKILL
+    (left,) = _entries(tmp_path)  # nothing was left to clean up ...
     assert folders.owner(left)[1] > 0  # ... but the folder names its owner
     dead, elsewhere = folders.stale(str(tmp_path))
     assert [os.path.basename(p) for p in dead] == [left] and elsewhere == []
@@ -72,7 +91,7 @@ def test_after_sigkill_the_next_run_removes_the_dead_folder(tmp_path):
 
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_fe_adjoint_clean_lists_and_removes_dead_folders(tmp_path, dry_run):
-    assert _run(tmp_path, "SIGKILL").returncode == -signal.SIGKILL
+    assert _run(tmp_path, "SIGKILL", kill_watchdogs=True).returncode == -signal.SIGKILL
     (left,) = _entries(tmp_path)
     live = tmp_path / "fe_adjoint-otherhost-1-1-abcdefgh"  # a folder made on another host
     live.mkdir()

@@ -39,7 +39,8 @@ class DiskStorage(StorageLevel):
     disk_dir
         An existing, writable directory; fe_adjoint creates a private folder in it.
     comm
-        An mpi4py communicator; each rank writes its own files. ``None`` means serial.
+        An mpi4py communicator; each rank writes its own files in a folder of its own, so
+        ``disk_dir`` may be node-local. ``None`` means serial.
     """
 
     name = "DISK"
@@ -47,22 +48,20 @@ class DiskStorage(StorageLevel):
     def __init__(self, codec, disk_dir: str | os.PathLike, comm=None):
         super().__init__(codec)
         self._rank = comm.rank if comm is not None else 0
-        path = None
-        if self._rank == 0:
-            path = self._make_private_dir(os.fspath(disk_dir))
-        if comm is not None:
-            path = comm.bcast(path, root=0)
-        if isinstance(path, Exception):
-            raise path
+        # A folder per process: disk_dir may be node-local scratch ($TMPDIR on a cluster).
+        path = self._make_private_dir(os.fspath(disk_dir))
+        outcomes = comm.allgather(path) if comm is not None else [path]
+        failed = [o for o in outcomes if isinstance(o, Exception)]
+        if failed:
+            if not isinstance(path, Exception):
+                folders.remove(path)
+            raise failed[0]
         self.path = path
         # A slot's values without arrays stay in memory; arrays live in files, described
         # here by what rebuilds them and their local shape.
         self._templates: dict[int, dict[Hashable, tuple[Any, tuple]]] = {}
         self._names: dict[Hashable, str] = {}
-        if self._rank == 0:
-            self._finalizer = weakref.finalize(self, folders.remove, path)
-        else:
-            self._finalizer = weakref.finalize(self, lambda: None)
+        self._finalizer = weakref.finalize(self, folders.remove, path)
 
     @staticmethod
     def _make_private_dir(disk_dir: str) -> str | Exception:

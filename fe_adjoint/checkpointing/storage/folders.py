@@ -5,22 +5,25 @@ process id and the process's start time (clock ticks since boot, from ``/proc``)
 whether its owner still runs, so a folder left by a killed process (SIGKILL, a node
 failure) is recognised later: each new folder's creation removes the stale ones of
 dead processes on the same host, and ``fe-adjoint clean DIR`` lists and removes them.
-A SIGTERM (Slurm's time limit, ``kill``, mpirun) removes this process's folders and then
-does what the signal would have done.
+A SIGTERM (Slurm's time limit, ``kill``, mpirun) removes this process's folders through
+:mod:`fe_adjoint.termination`, and a watchdog process per folder removes it once its owner
+has ended in any other way (:mod:`.watchdog`).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
+import subprocess
+import sys
 import tempfile
-import threading
+
+from ... import termination
 
 PREFIX = "fe_adjoint-"
-_LIVE: set[str] = set()  # this process's folders
-_PREVIOUS: dict[int, object] = {}  # signal -> the handler before ours
+_LIVE: dict[str, tuple[int, subprocess.Popen]] = {}  # this process's folders: their watchdogs
+_WATCHDOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "watchdog.py")
 
 
 def _start_ticks(pid: int) -> str | None:
@@ -41,15 +44,45 @@ def make_private_dir(disk_dir: str) -> str:
     sweep(disk_dir)
     tag = f"{PREFIX}{_host()}-{os.getpid()}-{_start_ticks(os.getpid())}-"
     path = tempfile.mkdtemp(prefix=tag, dir=disk_dir)
-    _LIVE.add(path)
-    _handle(signal.SIGTERM)
+    _LIVE[path] = _watch(path)
+    termination.on_termination("checkpoint folders", _remove_all)
     return path
 
 
+def _watch(path: str) -> tuple[int, subprocess.Popen]:
+    """Start the watchdog of ``path``; return the pipe end that keeps it waiting, and it."""
+    read_end, write_end = os.pipe()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-I", _WATCHDOG, str(read_end), path, str(os.getpid())],
+            pass_fds=(read_end,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            start_new_session=True)
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    return write_end, process
+
+
 def remove(path: str) -> None:
-    """Remove a folder of this process."""
-    _LIVE.discard(path)
+    """Remove a folder (of this process, or a stale one), then let its watchdog go."""
     shutil.rmtree(path, ignore_errors=True)
+    watched = _LIVE.pop(path, None)
+    if watched is not None:
+        write_end, process = watched
+        os.close(write_end)
+        process.wait()  # it finds the folder gone and exits at once
+
+
+def _remove_all() -> str | None:
+    """Remove every folder of this process (on SIGTERM); say what was removed."""
+    removed = []
+    for path in list(_LIVE):
+        files = sum(len(names) for _, _, names in os.walk(path))
+        remove(path)
+        removed.append(f"{path} ({files} files)")
+    return f"removed checkpoint folder {', '.join(removed)}" if removed else None
 
 
 def owner(name: str) -> tuple[str, int, str] | None:
@@ -88,21 +121,3 @@ def sweep(disk_dir: str) -> list[str]:
     for path in dead:
         shutil.rmtree(path, ignore_errors=True)
     return dead
-
-
-def _handle(signum: int) -> None:
-    """Install the clean-up handler for ``signum`` once (main thread only)."""
-    if signum in _PREVIOUS or threading.current_thread() is not threading.main_thread():
-        return
-    _PREVIOUS[signum] = signal.signal(signum, _on_signal)
-
-
-def _on_signal(signum, frame) -> None:
-    for path in list(_LIVE):
-        remove(path)
-    previous = _PREVIOUS.pop(signum, signal.SIG_DFL)
-    signal.signal(signum, previous)
-    if callable(previous):
-        previous(signum, frame)
-    elif previous != signal.SIG_IGN:
-        os.kill(os.getpid(), signum)  # what the signal would have done
