@@ -93,7 +93,8 @@ def main(argv=None):
     Jhat, m = problem(args)
     mesh = m.function_space().mesh()
     rank0 = mesh.comm.rank == 0
-    os.makedirs(args.out, exist_ok=True) if rank0 else None
+    if rank0:
+        os.makedirs(args.out, exist_ok=True)
     mesh.comm.barrier()
     J0, dJ0 = float(Jhat(m)), Jhat.derivative()
     results = {"processes": mesh.comm.size, "J0": J0, "gradient_probes": probes(dJ0, mesh)}

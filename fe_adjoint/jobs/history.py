@@ -44,6 +44,7 @@ class OptimisationHistory:
             raise loaded
         self.meta, self.calls, self.iterations = loaded
         self.replayed = len(self.calls)  # calls answered from the folder, not run
+        self._last_control = None  # the last iteration's control, once this process saw one
         self._t0 = time.perf_counter() - (self.iterations[-1]["seconds"] if self.iterations
                                           else 0.0)
 
@@ -143,7 +144,7 @@ class OptimisationHistory:
 
     def last_control(self) -> np.ndarray | None:
         """The control vector of the last completed iteration (None before the first)."""
-        if getattr(self, "_last_control", None) is not None:
+        if self._last_control is not None:
             return self._last_control
         try:
             return np.load(os.path.join(self.path, "control.npy"))
