@@ -3,9 +3,10 @@
     u_t = kappa lap u on the unit square, u = 0 on the boundary, u(0) = m,
     J(m) = 1/2 ||u(T) - d||^2 + alpha/2 ||m||^2,
 
-d being the final state of a hidden initial condition. P1, backward Euler with LU, the
-checkpoints on disk in node-local scratch (:func:`fe_adjoint.node_local_dir`). It writes
-to ``--out`` (default ``results``): ``results.json`` (J and the gradient at the initial
+d being the final state of a hidden initial condition. P1, backward Euler with LU
+(SuperLU_DIST, on a mesh distributed the same way in every run, so that a job run again
+continues bit for bit), the checkpoints on disk in node-local scratch
+(:func:`fe_adjoint.node_local_dir`). It writes to ``--out`` (default ``results``): ``results.json`` (J and the gradient at the initial
 guess, the optimisation history, the final control, as numbers that do not depend on the
 MPI partition), ``report.json`` (the checkpointing report), ``control.h5`` (the final
 control, a Firedrake CheckpointFile) and ``history/``, from which a job that was ended
@@ -25,6 +26,9 @@ from firedrake.adjoint import *  # noqa: E402
 
 import fe_adjoint  # noqa: E402
 
+# SuperLU_DIST: its parallel factorisation gives the same bits in every run (MUMPS', the
+# default LU under mpiexec, does not)
+LU = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "superlu_dist"}
 PROBES = [(i, j) for i in (1, 2, 3) for j in (1, 2, 3)]  # sin(i pi x) sin(j pi y)
 
 
@@ -42,7 +46,10 @@ def parse(argv):
 
 def problem(args):
     """The taped forward run; returns the ReducedFunctional and the control."""
-    mesh = UnitSquareMesh(args.cells, args.cells)
+    # A job run again must compute the same bits as the job it continues: the "simple"
+    # partitioner distributes the mesh the same way in every run (Firedrake's default may not)
+    mesh = UnitSquareMesh(args.cells, args.cells,
+                          distribution_parameters={"partitioner_type": "simple"})
     V = FunctionSpace(mesh, "CG", 1)
     x, y = SpatialCoordinate(mesh)
     u_old, u = Function(V, name="u_old"), Function(V, name="u")
@@ -51,7 +58,7 @@ def problem(args):
     solver = LinearVariationalSolver(
         LinearVariationalProblem((w * v + dt * kappa * inner(grad(w), grad(v))) * dx,
                                  u_old * v * dx, u, bcs=DirichletBC(V, 0.0, "on_boundary")),
-        solver_parameters={"ksp_type": "preonly", "pc_type": "lu"},
+        solver_parameters=LU,
     )
 
     def march(steps):
@@ -73,7 +80,9 @@ def problem(args):
     uT = march(fe_adjoint.steps(args.steps))
     J = assemble(0.5 * (uT - d) ** 2 * dx + 0.5 * alpha * m**2 * dx)
     pause_annotation()
-    return ReducedFunctional(J, Control(m)), m
+    # the gradient the optimiser sees is the L2 Riesz representer: a mass solve, by LU too
+    riesz_map = RieszMap(V, "L2", solver_parameters=LU, constant_jacobian=True)
+    return ReducedFunctional(J, Control(m, riesz_map=riesz_map)), m
 
 
 def probes(f, mesh):

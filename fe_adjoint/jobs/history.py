@@ -7,13 +7,15 @@ The folder given as ``history=`` to :func:`fe_adjoint.minimize` holds:
 - ``iterations.json``: one entry per completed iteration (J, the norm of the gradient
   vector, the evaluations so far, seconds since the first call);
 - ``control.npy``: the control vector of the last completed iteration;
-- ``meta.json``: the method, the length of the control vector, the number of processes;
+- ``meta.json``: the method, the length of the control vector, the number of processes and
+  a fingerprint of the DoF order (the mesh's distribution and numbering);
 - ``result.json``, once the optimisation has ended.
 
 Every file is written whole or not at all (a temporary name, then a rename), so a job killed
 at any moment leaves a history that the next job can read. Rank 0 writes; every rank gets
 what rank 0 read. The control vector is the optimiser's own (gathered on every rank, in the
-MPI partition's order), so a history continues under the same number of processes.
+MPI partition's order), so a history continues under the same number of processes and the
+same distribution of the mesh, which :meth:`OptimisationHistory.start` checks.
 """
 
 from __future__ import annotations
@@ -74,15 +76,30 @@ class OptimisationHistory:
         except FileNotFoundError:
             return default
 
-    def start(self, method: str, size: int) -> None:
-        """Check that this history belongs to this optimisation (or begin it)."""
+    def start(self, method: str, size: int, partition: str | None = None) -> None:
+        """Check that this history belongs to this optimisation (or begin it).
+
+        ``partition`` fingerprints the control vector's DoF order
+        (:func:`~fe_adjoint.jobs.partition.partition_fingerprint`).
+        """
         meta = {"method": method, "size": size,
-                "processes": 1 if self.comm is None else self.comm.size}
+                "processes": 1 if self.comm is None else self.comm.size,
+                "partition": partition}
         if not self.meta:
             self.meta = meta
             self._write_json("meta.json", meta)
             return
         for key, found in self.meta.items():
+            if key == "partition" and meta[key] != found:
+                raise ConfigurationError(
+                    f"the optimisation history {self.path} was written with the mesh "
+                    "distributed or numbered differently (its control vectors are in another "
+                    "DoF order than this run's). Distribute the mesh the same way in every "
+                    "job: distribution_parameters={'partitioner_type': 'simple'} on the mesh "
+                    "or the PETSc option -petscpartitioner_type simple (Firedrake's default "
+                    "partitioner can differ from run to run), the same reorder= and number "
+                    "of processes; or pass a new folder as history= to start afresh"
+                )
             if meta.get(key) != found:
                 raise ConfigurationError(
                     f"the optimisation history {self.path} was written with {key} {found!r} "

@@ -11,7 +11,10 @@ passes through the very iterates of an uninterrupted one and ends at the same co
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from mpi4py import MPI
 from pyadjoint import minimize as pyadjoint_minimize
 from pyadjoint.optimization.optimization import SciPyConvergenceError
 from pyadjoint.reduced_functional_numpy import ReducedFunctionalNumPy
@@ -19,6 +22,7 @@ from pyadjoint.reduced_functional_numpy import ReducedFunctionalNumPy
 from .. import termination
 from ..errors import ConfigurationError
 from .history import OptimisationHistory
+from .partition import partition_fingerprint, warn_if_not_reproducible
 
 _HESSIAN_METHODS = ("Newton-CG", "trust-ncg", "trust-krylov", "trust-exact", "dogleg")
 
@@ -34,11 +38,12 @@ class RecordedReducedFunctionalNumPy(ReducedFunctionalNumPy):
         self._calls = 0
         self._x = None  # the control of the latest J call: where dJ is asked for
         self._taped_at = None  # the control the tape's forward last ran at, if known
+        self.partition = partition_fingerprint(Jhat.controls, history.comm or MPI.COMM_SELF)
 
     def __call__(self, m_array):
         x = np.array(m_array, dtype=float)
         if self._calls == 0:
-            self.history.start(self.method, x.size)
+            self.history.start(self.method, x.size, self.partition)
         self._x = x
         value = self._answer("J", x, lambda: super(RecordedReducedFunctionalNumPy,
                                                    self).__call__(m_array))
@@ -67,6 +72,16 @@ class RecordedReducedFunctionalNumPy(ReducedFunctionalNumPy):
                 f"the initial control was {recorded!r} there and is {taped!r} on this tape "
                 "(another problem or parameter); pass a new folder as history= (or remove "
                 "this one) to start afresh"
+            )
+        if recorded != taped and self.history.writer:
+            warnings.warn(
+                f"fe_adjoint: J at the initial control is {taped!r} on this tape and was "
+                f"{recorded!r} in the job that wrote {self.history.path}: this run does not "
+                "compute the same bits, so the continued optimisation parts from an "
+                "uninterrupted one by round-off (more where it is ill-conditioned). Under "
+                "mpiexec distribute the mesh reproducibly (partitioner_type 'simple') and "
+                "use a reproducible parallel LU (SuperLU_DIST, not MUMPS)",
+                stacklevel=4,
             )
 
     def _answer(self, kind: str, x, run):
@@ -125,8 +140,10 @@ def minimize(Jhat, method: str = "L-BFGS-B", scale: float = 1.0, *, history=None
     history
         A folder. Every value the optimiser gets is saved there as it is computed, and each
         completed iteration's J, gradient norm and control vector; a job run again with the
-        same script, initial control and number of MPI processes continues from where the
-        last one ended (see :mod:`fe_adjoint.jobs.minimize`). Methods that ask for Hessian
+        same script, initial control, number of MPI processes and distribution of the mesh
+        continues from where the last one ended (see :mod:`fe_adjoint.jobs.minimize`; under
+        ``mpiexec`` distribute the mesh reproducibly, e.g. with
+        ``distribution_parameters={"partitioner_type": "simple"}``). Methods that ask for Hessian
         actions are not recorded.
     verbose
         With ``history=``, print a line per completed iteration (rank 0) in place of
@@ -139,13 +156,9 @@ def minimize(Jhat, method: str = "L-BFGS-B", scale: float = 1.0, *, history=None
             f"history= records J and its gradient, not the Hessian actions {method} asks for; "
             "use a first-order method (L-BFGS-B, BFGS, CG, SLSQP, TNC) or leave history= out"
         )
-    control = Jhat.controls[0].control
-    comm = getattr(control, "comm", None)
-    if comm is None:
-        from mpi4py import MPI
-
-        comm = MPI.COMM_WORLD
+    comm = getattr(Jhat.controls[0].control, "comm", None) or MPI.COMM_WORLD
     recorded = OptimisationHistory(history, comm)
+    warn_if_not_reproducible(Jhat.controls, comm, recorded.path)
     if recorded.calls and verbose and comm.rank == 0:
         print(f"fe_adjoint: continuing the optimisation in {recorded.path}: "
               f"{len(recorded.iterations)} iterations and {recorded.evaluations} evaluations "

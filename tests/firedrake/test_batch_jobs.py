@@ -132,9 +132,6 @@ def test_a_two_process_job_gives_the_serial_gradient(uninterrupted):
         assert os.path.exists(os.path.join(workdir, "results", name))
 
 
-@pytest.mark.xfail(reason="issue 15 open: under Slurm the clean-up, the log line and the "
-                   "continuation hold, but the resumed job's final control differed from the "
-                   "uninterrupted job's (O(1), not round-off) once; not yet understood")
 def test_a_job_ended_by_its_time_limit_cleans_up_and_the_next_continues(cluster, uninterrupted,
                                                                         base):
     workdir = os.path.join(base, "ended")

@@ -5,6 +5,8 @@ The problem is the heat-inversion demo (the Slurm job's), small. A "job" is the 
 script run on a fresh tape, as a resubmitted batch job would run it.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 from pyadjoint.optimization.optimization import SciPyConvergenceError
@@ -70,7 +72,10 @@ def test_an_interrupted_optimisation_continues_to_the_same_control(tmp_path, pla
     saved = fe_adjoint.OptimisationHistory(history)
     assert 0 < len(saved.iterations) < OPTIONS["maxiter"]
     replayed = saved.replayed
-    m_opt, runs = _job(tmp_path, history)  # the job submitted again
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m_opt, runs = _job(tmp_path, history)  # the job submitted again
+    assert not [w for w in caught if "same bits" in str(w.message)]
     assert np.max(np.abs(m_opt - plain_minimize)) <= 1e-12 * np.max(np.abs(plain_minimize))
     total = fe_adjoint.OptimisationHistory(history)
     assert len(total.iterations) == OPTIONS["maxiter"]
@@ -78,6 +83,21 @@ def test_an_interrupted_optimisation_continues_to_the_same_control(tmp_path, pla
     assert runs["J"] + runs["dJ"] <= len(total.calls) - replayed + 1
     m_again, runs = _job(tmp_path, history)  # a finished history: nothing runs
     assert np.array_equal(m_again, m_opt) and runs == {"J": 0, "dJ": 0}
+
+
+def test_a_job_that_computes_other_bits_is_warned_of(tmp_path):
+    """A history whose J at the initial control differs from this tape's by one ulp (as a
+    non-reproducible parallel solve gives): continued, with a warning that says why."""
+    history = tmp_path / "history"
+    with pytest.raises(KeyboardInterrupt):
+        _job(tmp_path, history, interrupt_at=3)
+    first = history / "calls" / "000000.npz"
+    with np.load(first) as data:
+        kind, x, value = str(data["kind"]), data["x"], data["value"]
+    np.savez(first, kind=kind, x=x, value=np.nextafter(value, np.inf))
+    with pytest.warns(UserWarning, match="does not compute the same bits.*SuperLU_DIST"):
+        _job(tmp_path, history)
+    assert len(fe_adjoint.OptimisationHistory(history).iterations) == OPTIONS["maxiter"]
 
 
 def test_a_history_of_another_run_is_refused(tmp_path):
@@ -94,6 +114,26 @@ def test_a_history_of_another_run_is_refused(tmp_path):
             fe_adjoint.minimize(Jhat, history=tmp_path / "history", options=dict(OPTIONS))
     with pytest.raises(fe_adjoint.ConfigurationError, match="Newton-CG"):
         fe_adjoint.minimize(Jhat, method="Newton-CG", history=tmp_path / "other")
+
+
+def test_a_history_written_under_another_dof_order_is_refused(tmp_path, monkeypatch):
+    """A mesh numbered otherwise (as another MPI distribution would) gives the same J at the
+    zero initial guess: only the DoF-order fingerprint tells the recorded vectors apart."""
+    import functools
+
+    import firedrake
+    from firedrake.adjoint import Tape, set_working_tape
+
+    from demos import heat_inversion as demo
+
+    _job(tmp_path, tmp_path / "history")
+    monkeypatch.setattr(demo, "UnitSquareMesh",
+                        functools.partial(firedrake.UnitSquareMesh, reorder=False))
+    set_working_tape(Tape())
+    Jhat, m = demo.problem(demo.parse([*PROBLEM, "--disk-dir", str(tmp_path)]))
+    with pytest.raises(fe_adjoint.ConfigurationError,
+                       match="distributed or numbered differently.*partitioner_type"):
+        fe_adjoint.minimize(Jhat, history=tmp_path / "history", options=dict(OPTIONS))
 
 
 def test_the_demo_writes_its_results_report_control_and_history(tmp_path):
