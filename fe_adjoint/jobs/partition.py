@@ -18,17 +18,21 @@ from petsc4py import PETSc
 _REPRODUCIBLE = ("simple", "shell")  # partitioners that distribute the same way every run
 
 
+def _on_meshes(controls):
+    """(value, mesh) of each control on a mesh (not Constants, AdjFloats: alike on all ranks)."""
+    for control in controls:
+        space = getattr(control.control, "function_space", lambda: None)()
+        if space is not None:
+            yield control.control, space.mesh()
+
+
 def partition_fingerprint(controls, comm) -> str:
     """A hash of the DoF order the gathered control vector has on ``comm``."""
     local = []
-    for control in controls:
-        value = control.control
-        if not hasattr(value, "function_space"):  # Constant, AdjFloat: the same on every rank
-            continue
+    for value, mesh in _on_meshes(controls):
         with value.dat.vec_ro as vec:
             local.append(np.int64(vec.getLocalSize()).tobytes())
-        local.append(np.ascontiguousarray(
-            value.function_space().mesh().coordinates.dat.data_ro).tobytes())
+        local.append(np.ascontiguousarray(mesh.coordinates.dat.data_ro).tobytes())
     gathered = comm.gather(b"".join(local), root=0)
     digest = None
     if comm.rank == 0:
@@ -44,13 +48,9 @@ def warn_if_not_reproducible(controls, comm, history_path: str) -> None:
     """Warn when a control's mesh was distributed by a partitioner that may differ next run."""
     if comm.size == 1 or comm.rank != 0:  # rank 0 speaks for all
         return
-    for control in controls:
-        value = control.control
-        if not hasattr(value, "function_space"):
-            continue
-        topology = value.function_space().mesh().topology
+    for _, mesh in _on_meshes(controls):
         partitioner = PETSc.Options().getString("petscpartitioner_type", "") or getattr(
-            topology, "_distribution_parameters", {}).get("partitioner_type")
+            mesh.topology, "_distribution_parameters", {}).get("partitioner_type")
         if partitioner is not None and partitioner not in _REPRODUCIBLE:
             warnings.warn(
                 f"fe_adjoint: the mesh was distributed by the {partitioner!r} partitioner, "

@@ -149,3 +149,28 @@ def test_the_demo_writes_its_results_report_control_and_history(tmp_path):
     assert json.loads((out / "results.json").read_text()) == results
     assert len(results["iterations"]) == 3 and results["processes"] == 1
     assert results["iterations"][-1]["J"] < results["J0"]
+
+
+def test_a_real_and_a_function_control_are_recorded_together(tmp_path):
+    """An R-space control beside a P1 one, as a history takes them; the fingerprint passes
+    over controls that live on no mesh (pyadjoint 2026.10's NumPy view cannot take a
+    Constant control, so minimize cannot either)."""
+    from firedrake import Constant, Function, FunctionSpace, UnitIntervalMesh, adjoint, assemble, dx
+    from mpi4py import MPI
+
+    from fe_adjoint.jobs.partition import partition_fingerprint
+
+    adjoint.set_working_tape(adjoint.Tape())
+    adjoint.continue_annotation()
+    mesh = UnitIntervalMesh(4)
+    r, f = Function(FunctionSpace(mesh, "R", 0)), Function(FunctionSpace(mesh, "CG", 1))
+    J = assemble(((r - 1) ** 2 + (f - 2) ** 2) * dx)
+    adjoint.pause_annotation()
+    controls = [adjoint.Control(r), adjoint.Control(f)]
+    r_opt, f_opt = fe_adjoint.minimize(adjoint.ReducedFunctional(J, controls),
+                                       history=tmp_path / "history")
+    assert r_opt.dat.data_ro == pytest.approx(1.0) and f_opt.dat.data_ro == pytest.approx(2.0)
+    meta = fe_adjoint.OptimisationHistory(tmp_path / "history").meta
+    on_no_mesh = [adjoint.Control(Constant(1.0)), adjoint.Control(adjoint.AdjFloat(1.0))]
+    assert meta["size"] == 6
+    assert meta["partition"] == partition_fingerprint([*controls, *on_no_mesh], MPI.COMM_WORLD)
