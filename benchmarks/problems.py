@@ -3,7 +3,8 @@ Euler, LU) and viscous Burgers (CG2, n cells, Newton with LU).
 
 ``run(tool, steps, schedule, cells, problem)`` tapes one with plain firedrake.adjoint
 (``tool="firedrake.adjoint"``, checkpointed by ``tape.enable_checkpointing``) or with
-fe_adjoint, takes one gradient, and returns timings, step counts and RSS.
+fe_adjoint, takes one gradient, and returns timings, step counts and RSS;
+``run_untaped(steps, cells, problem)`` times the forward with annotation off.
 """
 
 from __future__ import annotations
@@ -93,6 +94,21 @@ def run(tool: str, steps: int, schedule, cells: int = 64, problem: str = "heat",
     if tool == "fe_adjoint":
         result["forward_steps"] = fe_adjoint.stats()["forward_steps"]
     return result
+
+
+def run_untaped(steps: int, cells: int = 64, problem: str = "heat") -> dict:
+    """The same forward run with annotation off: the script as its user runs it."""
+    from firedrake.adjoint import stop_annotating
+
+    step = PROBLEMS[problem](cells)
+    with stop_annotating():
+        start = time.perf_counter()
+        J = step.start(step.m)
+        for _ in range(steps):
+            J = step(J)
+        forward = time.perf_counter() - start
+    return {"tool": "untaped", "problem": problem, "steps": steps, "J": float(J),
+            "forward_s": forward, "rss_peak_mb": rss_mb()}
 
 
 class HeatStep:

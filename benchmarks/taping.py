@@ -1,0 +1,105 @@
+"""Taping overhead: the taped forward of fe_adjoint, plain firedrake.adjoint and no tape.
+
+Heat (P1, 64 x 64, LU) and viscous Burgers (CG2, 250 cells, Newton with LU), J = sum
+||u_n||^2, N = 100 and 400 steps, each tool storing everything, under Revolve(N, 5) and
+under MixedCheckpointSchedule(N, 5) in RAM; the untaped script (annotation off) once per problem
+and N. Every configuration runs in its own process after a warm-up run of the same
+configuration on 5 steps in that process. Reports the taped forward's seconds, its ratio to
+plain firedrake.adjoint's and to the untaped run's, and the gradient's seconds. Run by
+hand (about 10 minutes):
+
+    python benchmarks/taping.py --out results/ [--steps 100 400] [--repeat 3]
+
+With ``--repeat k`` each configuration runs k times (k processes) and the fastest counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from problems import run, run_untaped, write_results  # noqa: E402 - the shared problems
+
+SIZES = {"heat": 64, "burgers": 250}
+SCHEDULES = ("store-all", "revolve", "mixed")
+TOOLS = ("firedrake.adjoint", "fe_adjoint")
+
+
+def child(problem: str, schedule_name: str, tool: str, steps: int) -> None:
+    sys.argv = sys.argv[:1]
+    from checkpoint_schedules import (
+        MixedCheckpointSchedule,
+        Revolve,
+        SingleMemoryStorageSchedule,
+        StorageType,
+    )
+
+    cells = SIZES[problem]
+    if tool == "untaped":
+        run_untaped(5, cells, problem)  # warm-up
+        print(json.dumps(run_untaped(steps, cells, problem)))
+        return
+
+    def schedule(n):
+        if schedule_name == "revolve":
+            return Revolve(n, 5)
+        if schedule_name == "mixed":
+            return MixedCheckpointSchedule(n, 5, storage=StorageType.RAM)
+        return SingleMemoryStorageSchedule() if tool == "fe_adjoint" else None
+
+    run(tool, 5, schedule(5), cells, problem)  # warm-up
+    print(json.dumps(run(tool, steps, schedule(steps), cells, problem)))
+
+
+def _fastest(args, problem, schedule, tool, steps):
+    runs = []
+    for _ in range(args.repeat):
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", problem, schedule, tool, str(steps)],
+            check=True, capture_output=True, text=True).stdout
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+    return min(runs, key=lambda r: r["forward_s"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="results")
+    parser.add_argument("--steps", type=int, nargs="+", default=[100, 400])
+    parser.add_argument("--problems", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--schedules", nargs="+", default=list(SCHEDULES), choices=SCHEDULES)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        problem, schedule, tool, steps = args.child
+        child(problem, schedule, tool, int(steps))
+        return
+    os.makedirs(args.out, exist_ok=True)
+    lines = ["| problem | N | schedule | forward untaped / plain / fe (s) | fe / plain "
+             "| fe / untaped | gradient plain / fe (s) | J fe − plain |",
+             "|---|---|---|---|---|---|---|---|"]
+    results = []
+    for problem, steps in itertools.product(args.problems, args.steps):
+        bare = _fastest(args, problem, "store-all", "untaped", steps)
+        results.append(bare)
+        for schedule in args.schedules:
+            plain, fe = (_fastest(args, problem, schedule, tool, steps) for tool in TOOLS)
+            results += [dict(plain, schedule=schedule), dict(fe, schedule=schedule)]
+            line = (f"| {problem} | {steps} | {schedule} | {bare['forward_s']:.2f} / "
+                    f"{plain['forward_s']:.2f} / {fe['forward_s']:.2f} | "
+                    f"{fe['forward_s'] / plain['forward_s']:.2f} | "
+                    f"{fe['forward_s'] / bare['forward_s']:.2f} | "
+                    f"{plain['gradient_s']:.2f} / {fe['gradient_s']:.2f} | "
+                    f"{fe['J'] - plain['J']:.1e} |")
+            lines.append(line)
+            print(line, flush=True)
+    write_results(args.out, "taping", results, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
