@@ -6,12 +6,13 @@
 d being the final state of a hidden initial condition. P1, backward Euler with LU
 (SuperLU_DIST, on a mesh distributed the same way in every run, so that a job run again
 continues bit for bit), the checkpoints on disk in node-local scratch
-(:func:`fe_adjoint.node_local_dir`). It writes to ``--out`` (default ``results``): ``results.json`` (J and the gradient at the initial
-guess, the optimisation history, the final control, as numbers that do not depend on the
-MPI partition), ``report.json`` (the checkpointing report), ``control.h5`` (the final
-control, a Firedrake CheckpointFile) and ``history/``, from which a job that was ended
-continues. Run it with ``fe-adjoint demo heat_inversion [--iterations K] ...`` or under
-``mpiexec``; ``demos/slurm/job.sh`` runs it as a Slurm job.
+(:func:`fe_adjoint.node_local_dir`). It writes to ``--out`` (default ``results``):
+``results.json`` (J and the gradient at the initial guess, the optimisation history, the
+final control, as numbers that do not depend on the MPI partition), ``report.json`` (the
+checkpointing report), ``control.h5`` (the final control, a Firedrake CheckpointFile) and
+``history/``, from which a job that was ended continues. Run it with ``fe-adjoint demo
+heat_inversion [--iterations K] ...`` or under ``mpiexec``; ``demos/slurm/job.sh`` runs it
+as a Slurm job.
 """
 
 import argparse

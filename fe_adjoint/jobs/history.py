@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from ..errors import ConfigurationError
+from .partition import REPRODUCIBLE_HINT
 
 _PARTIAL = ".partial"
 
@@ -94,11 +95,9 @@ class OptimisationHistory:
                 raise ConfigurationError(
                     f"the optimisation history {self.path} was written with the mesh "
                     "distributed or numbered differently (its control vectors are in another "
-                    "DoF order than this run's). Distribute the mesh the same way in every "
-                    "job: distribution_parameters={'partitioner_type': 'simple'} on the mesh "
-                    "or the PETSc option -petscpartitioner_type simple (Firedrake's default "
-                    "partitioner can differ from run to run), the same reorder= and number "
-                    "of processes; or pass a new folder as history= to start afresh"
+                    "DoF order than this run's). Keep reorder= and the number of processes "
+                    f"as before and {REPRODUCIBLE_HINT}; or pass a new folder as history= to "
+                    "start afresh"
                 )
             if meta.get(key) != found:
                 raise ConfigurationError(

@@ -22,7 +22,7 @@ from pyadjoint.reduced_functional_numpy import ReducedFunctionalNumPy
 from .. import termination
 from ..errors import ConfigurationError
 from .history import OptimisationHistory
-from .partition import partition_fingerprint, warn_if_not_reproducible
+from .partition import REPRODUCIBLE_HINT, partition_fingerprint, warn_if_not_reproducible
 
 _HESSIAN_METHODS = ("Newton-CG", "trust-ncg", "trust-krylov", "trust-exact", "dogleg")
 
@@ -79,8 +79,7 @@ class RecordedReducedFunctionalNumPy(ReducedFunctionalNumPy):
                 f"{recorded!r} in the job that wrote {self.history.path}: this run does not "
                 "compute the same bits, so the continued optimisation parts from an "
                 "uninterrupted one by round-off (more where it is ill-conditioned). Under "
-                "mpiexec distribute the mesh reproducibly (partitioner_type 'simple') and "
-                "use a reproducible parallel LU (SuperLU_DIST, not MUMPS)",
+                f"mpiexec {REPRODUCIBLE_HINT}",
                 stacklevel=4,
             )
 

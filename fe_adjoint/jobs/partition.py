@@ -16,6 +16,13 @@ import numpy as np
 from petsc4py import PETSc
 
 _REPRODUCIBLE = ("simple", "shell")  # partitioners that distribute the same way every run
+# How a run under mpiexec computes the same bits as the job it continues
+REPRODUCIBLE_HINT = (
+    "distribute the mesh reproducibly (distribution_parameters={'partitioner_type': "
+    "'simple'} on the mesh, or the PETSc option -petscpartitioner_type simple: Firedrake's "
+    "default partitioner can differ from run to run) and solve with a reproducible "
+    "parallel LU (SuperLU_DIST, not MUMPS), the Control's riesz_map too"
+)
 
 
 def _on_meshes(controls):
@@ -55,9 +62,8 @@ def warn_if_not_reproducible(controls, comm, history_path: str) -> None:
             warnings.warn(
                 f"fe_adjoint: the mesh was distributed by the {partitioner!r} partitioner, "
                 "which can distribute it differently from run to run; a job run again can "
-                f"continue the history {history_path} only under the same distribution. Make "
-                "it reproducible: distribution_parameters={'partitioner_type': 'simple'} on "
-                "the mesh, or the PETSc option -petscpartitioner_type simple",
+                f"continue the history {history_path} only under the same distribution: "
+                + REPRODUCIBLE_HINT,
                 stacklevel=3,
             )
             return
