@@ -24,6 +24,7 @@ class FiredrakeValueCodec:
 
     def __init__(self, pool=None):
         self.pool = pool
+        self._nbytes: dict = {}  # function space -> bytes of one value's local vector
 
     def copy(self, value: Any) -> Any:
         if isinstance(value, numbers.Number) or value is None:
@@ -43,8 +44,12 @@ class FiredrakeValueCodec:
         if isinstance(value, numbers.Number):
             return 8
         if _is_function(value):
-            with value.dat.vec_ro as vec:
-                return vec.array_r.nbytes
+            space = value.function_space()
+            found = self._nbytes.get(space)
+            if found is None:
+                with value.dat.vec_ro as vec:
+                    found = self._nbytes[space] = vec.array_r.nbytes
+            return found
         dat = getattr(value, "dat", None)  # a Constant
         return 0 if dat is None else np.asarray(dat.data_ro).nbytes
 

@@ -19,18 +19,18 @@ from functools import lru_cache
 
 
 def shed_assembler(block) -> None:
-    """Give an assemble block a copy of its form without Firedrake's cached assembler.
+    """Drop the assembler Firedrake cached on an assemble block's form.
 
     ``assemble(form)`` stashes its assembler (parallel loops, result tensor, PETSc
-    vectors) on the form; a tape keeps one such form per step and so ~100 KB per
-    step that no replay uses (replays assemble new forms). The copy shares the
-    integrals and holds no cache.
+    vectors) on the form it assembles, which for a taped assembly is the block's own
+    (preprocessed) form; a tape keeps one such form per step and so ~100 KB per step
+    that no replay uses (replays assemble new forms).
     """
     import ufl
 
     form = getattr(block, "form", None)
-    if block_kind(type(block)) == "assemble" and type(form) is ufl.Form and form._cache:
-        block.form = ufl.Form(form.integrals())
+    if block_kind(type(block)) == "assemble" and type(form) is ufl.Form:
+        form._cache.clear()
 
 
 @lru_cache(maxsize=None)
@@ -48,6 +48,21 @@ def block_kind(cls) -> str:
         if issubclass(cls, base):
             return kind
     return "other"
+
+
+def copies_function(block, bv) -> bool:
+    """Whether ``block`` copies a Function into ``bv`` (``u_old.assign(u)``, ``u.copy()``).
+
+    Firedrake then checkpoints an assignment's output as a reference to its source's value.
+    """
+    if block_kind(type(block)) != "assign" or block.expr is not None:
+        return False
+    deps = block.get_dependencies()
+    if len(deps) != 1:
+        return False
+    source, target = deps[0].output, bv.output
+    return isinstance(source, type(target)) and hasattr(source, "function_space") \
+        and source.function_space().mesh() == target.function_space().mesh()
 
 
 def adjoint_reads(block, reads: tuple, writes: tuple) -> tuple:
@@ -69,10 +84,8 @@ def adjoint_reads(block, reads: tuple, writes: tuple) -> tuple:
     if kind == "solve":
         # The state enters through the output; the unknown's previous value is only the
         # initial guess, which the adjoint never reads.
-        residual = _linear_residual(block) if getattr(block, "linear", False) else block.lhs
         candidates = (*(bv for bv in reads if bv.output is not block.func), *writes)
     elif kind in ("assemble", "assign"):
-        residual = block.form if kind == "assemble" else block.expr
         candidates = reads  # the result itself is never read back
     else:
         return (*reads, *writes)
@@ -80,7 +93,8 @@ def adjoint_reads(block, reads: tuple, writes: tuple) -> tuple:
            tuple((type(bv.output), bv.output is getattr(block, "func", None)) for bv in candidates))
     kept = _KEPT_POSITIONS.get(key)
     if kept is None:
-        needed = _coefficients_of_first_derivatives(residual, [bv.output for bv in candidates])
+        needed = _coefficients_of_first_derivatives(_residual(block, kind),
+                                                    [bv.output for bv in candidates])
         if needed is None:
             return (*reads, *writes)
         kept = tuple(i for i, bv in enumerate(candidates)
@@ -96,18 +110,51 @@ def adjoint_reads(block, reads: tuple, writes: tuple) -> tuple:
 _KEPT_POSITIONS: dict = {}
 
 
-def _structure(block, kind):
-    import ufl
+def _structure(block, kind) -> tuple:
+    """The forms or expression of ``block``, compared by structure (see :class:`_Structure`)."""
+    parts = (block.lhs, block.rhs) if kind == "solve" else \
+        (block.form if kind == "assemble" else block.expr,)
+    return tuple(_Structure(part) for part in parts)
 
-    parts = [block.lhs, block.rhs] if kind == "solve" else \
-        [block.form if kind == "assemble" else block.expr]
-    return tuple(p.signature() if isinstance(p, ufl.form.Form) else str(p) for p in parts)
+
+class _Structure:
+    """A form or expression as a dictionary key: equal when UFL finds them equal.
+
+    A step's solver re-uses its form object and its ``assemble(u**2*dx)`` builds an equal
+    one: identity, then UFL's cached hash and structural equality (over the same
+    coefficients) find them in microseconds, where a form signature takes ~0.2 ms.
+    """
+
+    __slots__ = ("part", "_hash")
+
+    def __init__(self, part):
+        self.part = part
+        self._hash = hash(part)
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        a, b = self.part, other.part
+        if a is b:
+            return True
+        if type(a) is not type(b):
+            return False
+        equals = getattr(a, "equals", None)  # a Form's == builds an Equation
+        return bool(equals(b)) if equals is not None else bool(a == b)
 
 
-def _linear_residual(block):
+def _residual(block, kind):
+    """The form (or expression) whose first derivatives the adjoint of ``block`` reads."""
     import firedrake
 
-    return firedrake.action(block.lhs, block.func) - block.rhs
+    if kind == "assemble":
+        return block.form
+    if kind == "assign":
+        return block.expr
+    if getattr(block, "linear", False):
+        return firedrake.action(block.lhs, block.func) - block.rhs
+    return block.lhs
 
 
 def _coefficients_of_first_derivatives(residual, outputs) -> set[int] | None:

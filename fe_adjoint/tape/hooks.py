@@ -14,7 +14,9 @@ keep pyadjoint's behaviour on a tape without a session:
 
 * ``Tape.add_block`` and ``Block.add_output``: the session sees every block as it is
   taped and every value it writes, to write down what it reads and check that what it
-  reads has not changed behind the tape (:mod:`fe_adjoint.tape.reads`);
+  reads has not changed behind the tape (:mod:`fe_adjoint.tape.reads`), and may save a
+  written value later than pyadjoint's eager copy would (a copy ``u_old.assign(u)``
+  shares its source's value);
 * ``Tape.evaluate_tlm`` and ``Tape.evaluate_hessian``: pyadjoint's walk every block and
   never consult the checkpoint manager, so under a schedule they would read missing or
   stale values; the session runs them through the schedule.
@@ -48,10 +50,15 @@ def _add_block(tape, block):
 def _add_output(block, obj):
     # Before pyadjoint's: adding an output may tape further blocks that read it (Firedrake
     # merges a written sub-function into its parent), and they must see it as this tape's.
-    session = session_of(get_working_tape())
-    if session is not None:
-        session.output_added(block, obj)
-    _pyadjoint_add_output(block, obj)
+    tape = get_working_tape()
+    session = session_of(tape)
+    if session is None or session.output_added(block, obj):
+        return _pyadjoint_add_output(block, obj)
+    tape._eagerly_checkpoint_outputs = False  # the session saves this value itself
+    try:
+        _pyadjoint_add_output(block, obj)
+    finally:
+        tape._eagerly_checkpoint_outputs = True
 
 
 def _evaluate_tlm(tape, markings=False):

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigurationError
+from ..steps.rules import copies_function
 from .inputs import (
     Inputs,
     assign_into,
@@ -117,8 +118,12 @@ class ReadTracker:
         self.produced.update(block.get_outputs())
         self.plans[id(block)] = ReadPlan(tuple(block.get_dependencies()), (), ())
 
-    def output_added(self, block, bv) -> None:
-        """Note the value ``block`` has just written to ``bv`` (before pyadjoint saves it)."""
+    def output_added(self, block, bv) -> bool:
+        """Note the value ``block`` has just written to ``bv`` (before pyadjoint saves it).
+
+        Returns whether pyadjoint should copy the value now: a copy (``u_old.assign(u)``,
+        ``u.copy(deepcopy=True)``) of a value the tape holds shares that value instead.
+        """
         self.produced.add(bv)
         older = self._latest.get(id(bv.output))
         if older is not None:  # only an object's newest variable is read from now on
@@ -128,6 +133,19 @@ class ReadTracker:
         self._fingerprints[bv] = (fp, None)  # the checkpoint is noted in settle()
         self._suspects = [(old, block_, seen) for old, block_, seen in self._suspects
                           if old.output is not bv.output or not same_fingerprint(seen, fp)]
+        return not self._share_source(block, bv)
+
+    def _share_source(self, block, bv) -> bool:
+        """Give copy ``bv`` its source's held value, if ``block`` copies one; whether it did."""
+        if not copies_function(block, bv):
+            return False
+        source = block.get_dependencies()[0]
+        value = source._checkpoint
+        if value is None or not is_plain(value) or source not in self.produced \
+                or not self.still_holds(source):
+            return False
+        bv._checkpoint = value
+        return True
 
     def settle(self) -> None:
         """Finish the last block planned, once it has run and been taped.
@@ -264,7 +282,7 @@ def hidden_reads(block) -> tuple:
     if getattr(block, "linear", False) and hasattr(block, "func"):
         found[id(block.func)] = block.func
     for expression in _expressions(block):
-        for constant in extract_type(expression, Constant):
+        for constant in _constants_of(expression):
             found.setdefault(id(constant), constant)
     for bc in getattr(block, "bcs", ()) or ():
         if not isinstance(bc, DirichletBC):
@@ -276,6 +294,24 @@ def hidden_reads(block) -> tuple:
             for obj in (*extract_type(value, Constant), *extract_coefficients(value)):
                 found.setdefault(id(obj), obj)
     return tuple(found.values())
+
+
+def _constants_of(expression) -> tuple:
+    """The Constants in a form or expression; a solver's form, taped every step, once."""
+    from firedrake import Constant
+    from ufl.algorithms.analysis import extract_type
+
+    held = _CONSTANTS.get(id(expression))
+    if held is not None and held[0] is expression:
+        return held[1]
+    found = tuple(extract_type(expression, Constant))
+    if len(_CONSTANTS) > 256:
+        _CONSTANTS.clear()
+    _CONSTANTS[id(expression)] = (expression, found)
+    return found
+
+
+_CONSTANTS: dict = {}  # id(form or expression) -> (it, its Constants), newest taped
 
 
 def _expressions(block):

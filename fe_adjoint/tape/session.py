@@ -93,10 +93,9 @@ class CheckpointingSession(TapePackageData):
         if self.driver.taping:
             self.reads.block_added(block)
 
-    def output_added(self, block, bv) -> None:
-        """Note the value ``block`` has just written to ``bv``."""
-        if self.driver.taping:
-            self.reads.output_added(block, bv)
+    def output_added(self, block, bv) -> bool:
+        """Note the value ``block`` has just written to ``bv``; whether to save it now."""
+        return not self.driver.taping or self.reads.output_added(block, bv)
 
     def end_timestep(self, timestep: int) -> None:
         """Close taped step ``timestep`` and open the next one."""
