@@ -75,6 +75,7 @@ class StepDriver:
         self._open_restart: list[tuple[StorageLevel, int]] = []
         self._held: Counter = Counter()  # key -> number of work adjoint sets holding it
         self._held_nbytes: dict[Key, int] = {}  # key -> bytes of its held value
+        self._held_total = 0  # the sum of _held_nbytes
         self._work_adjoint: dict[int, set[Key]] = {}
         self._frontier: set[Key] = set()
         self._unfreed: list | None = None  # keys to free later, while taped_steps runs
@@ -393,7 +394,7 @@ class StepDriver:
     # -- working memory --------------------------------------------------------------------
     def _sample(self) -> None:
         """Record the bytes held now (for the peaks and the progress bar)."""
-        self.stats.sample(self.levels, sum(self._held_nbytes.values()))
+        self.stats.sample(self.levels, self._held_total)
 
     def _hold(self, n: int, keys: set[Key]) -> None:
         values = self.model.values(keys, n)
@@ -403,7 +404,8 @@ class StepDriver:
         self._work_adjoint[n] = set(keys)
         for key in keys:
             if key not in self._held:
-                self._held_nbytes[key] = self.model.nbytes({key: values[key]})
+                nbytes = self._held_nbytes[key] = self.model.nbytes({key: values[key]})
+                self._held_total += nbytes
         self._held.update(keys)
 
     def _release(self, keys: Iterable[Key], unhold: bool = False) -> None:
@@ -412,7 +414,7 @@ class StepDriver:
                 self._held[key] -= 1
                 if self._held[key] <= 0:
                     del self._held[key]
-                    del self._held_nbytes[key]
+                    self._held_total -= self._held_nbytes.pop(key)
             if key not in self._held and key not in self._frontier:
                 if self._unfreed is not None:
                     self._unfreed.append(key)
@@ -436,6 +438,7 @@ class StepDriver:
         keys = set(self._held) | self._frontier
         self._held.clear()
         self._held_nbytes.clear()
+        self._held_total = 0
         self._work_adjoint.clear()
         self._frontier = set()
         self._release(keys)

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from pyadjoint.block_variable import BlockVariable
+
 from ..errors import ConfigurationError, StorageError
 from ..steps import rules
 from ..steps.hessian_forms import differentiable_residual
@@ -303,8 +305,6 @@ def _held_value(bv):
 
 def _structural(bv) -> bool:
     """Whether a written variable's checkpoint is no value of its own (a boundary condition)."""
-    from pyadjoint.block_variable import BlockVariable
-
     return bv.checkpoint is None or isinstance(bv.checkpoint, BlockVariable)
 
 

@@ -24,7 +24,7 @@ class FiredrakeValueCodec:
 
     def __init__(self, pool=None):
         self.pool = pool
-        self._nbytes: dict = {}  # function space -> bytes of one value's local vector
+        self._nbytes: dict = {}  # id(space) -> (space, bytes of one value's local vector)
 
     def copy(self, value: Any) -> Any:
         if isinstance(value, numbers.Number) or value is None:
@@ -45,11 +45,11 @@ class FiredrakeValueCodec:
             return 8
         if _is_function(value):
             space = value.function_space()
-            found = self._nbytes.get(space)
-            if found is None:
+            held = self._nbytes.get(id(space))  # by identity: hashing a space costs more
+            if held is None or held[0] is not space:
                 with value.dat.vec_ro as vec:
-                    found = self._nbytes[space] = vec.array_r.nbytes
-            return found
+                    held = self._nbytes[id(space)] = (space, vec.array_r.nbytes)
+            return held[1]
         dat = getattr(value, "dat", None)  # a Constant
         return 0 if dat is None else np.asarray(dat.data_ro).nbytes
 

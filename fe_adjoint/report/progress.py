@@ -32,6 +32,8 @@ class ProgressBars:
 
         self.end()
         self._phase = phase
+        if self._check_tty and not _is_terminal(self._stream):
+            return  # nothing would be drawn: no bar to update at every step
         # A run of unknown length (an online schedule) shows its count without a total.
         self._bar = Bar(LABELS[phase], max=max(1, total or 1), file=self._stream,
                         check_tty=self._check_tty, hide_cursor=False, width=24,
@@ -56,3 +58,8 @@ class ProgressBars:
         if self._bar is not None:
             self._bar.finish()
         self._bar = self._phase = None
+
+
+def _is_terminal(stream) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty is not None and isatty())

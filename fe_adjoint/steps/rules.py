@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pyadjoint.block_variable import BlockVariable
+
 
 def shed_assembler(block) -> None:
     """Drop the assembler Firedrake cached on an assemble block's form.
@@ -61,8 +63,10 @@ def copies_function(block, bv) -> bool:
     if len(deps) != 1:
         return False
     source, target = deps[0].output, bv.output
-    return isinstance(source, type(target)) and hasattr(source, "function_space") \
-        and source.function_space().mesh() == target.function_space().mesh()
+    if not isinstance(source, type(target)) or not hasattr(source, "function_space"):
+        return False
+    a, b = source.function_space(), target.function_space()
+    return a is b or a.mesh() == b.mesh()
 
 
 def adjoint_reads(block, reads: tuple, writes: tuple) -> tuple:
@@ -71,9 +75,6 @@ def adjoint_reads(block, reads: tuple, writes: tuple) -> tuple:
     Captured inputs (keys that are no BlockVariable) are always kept: they are held for
     the life of the tape anyway.
     """
-    from firedrake import Function
-    from pyadjoint.block_variable import BlockVariable
-
     captured = tuple(key for key in reads if not isinstance(key, BlockVariable))
     if captured:
         reads = tuple(key for key in reads if isinstance(key, BlockVariable))
@@ -97,6 +98,8 @@ def adjoint_reads(block, reads: tuple, writes: tuple) -> tuple:
                                                     [bv.output for bv in candidates])
         if needed is None:
             return (*reads, *writes)
+        from firedrake import Function
+
         kept = tuple(i for i, bv in enumerate(candidates)
                      if not isinstance(bv.output, Function) or id(bv.output) in needed)
         if len(_KEPT_POSITIONS) > 1024:

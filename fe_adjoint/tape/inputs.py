@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -151,9 +152,14 @@ def _checkpoint_of(obj):
 
 def is_plain(checkpoint) -> bool:
     """Whether a checkpoint is a value (not an indirection such as a delegated checkpoint)."""
+    return not isinstance(checkpoint, _checkpoint_base())
+
+
+@cache
+def _checkpoint_base():
     from firedrake.adjoint_utils.checkpointing import CheckpointBase
 
-    return not isinstance(checkpoint, CheckpointBase)
+    return CheckpointBase
 
 
 def object_name(obj) -> str:

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -131,8 +133,9 @@ class ReadTracker:
         self._latest[id(bv.output)] = bv
         fp = fingerprint(bv.output)
         self._fingerprints[bv] = (fp, None)  # the checkpoint is noted in settle()
-        self._suspects = [(old, block_, seen) for old, block_, seen in self._suspects
-                          if old.output is not bv.output or not same_fingerprint(seen, fp)]
+        if self._suspects:
+            self._suspects = [(old, block_, seen) for old, block_, seen in self._suspects
+                              if old.output is not bv.output or not same_fingerprint(seen, fp)]
         return not self._share_source(block, bv)
 
     def _share_source(self, block, bv) -> bool:
@@ -274,37 +277,50 @@ def hidden_reads(block) -> tuple:
     has it as a dependency, but Firedrake's solvers read the live object), and the
     unknown of a linear solve, whose value before the solve is the solver's initial guess.
     """
-    from firedrake import Constant, DirichletBC
-    from firedrake.function import Function
-    from ufl.algorithms.analysis import extract_coefficients, extract_type
-
+    names = _firedrake_names()
     found = {}
     if getattr(block, "linear", False) and hasattr(block, "func"):
         found[id(block.func)] = block.func
-    for expression in _expressions(block):
-        for constant in _constants_of(expression):
-            found.setdefault(id(constant), constant)
+    for attribute in _EXPRESSION_ATTRIBUTES:
+        expression = getattr(block, attribute, None)
+        if isinstance(expression, names.expressions):
+            for constant in _constants_of(expression, names):
+                found.setdefault(id(constant), constant)
     for bc in getattr(block, "bcs", ()) or ():
-        if not isinstance(bc, DirichletBC):
+        if not isinstance(bc, names.DirichletBC):
             continue
         value = bc._original_arg
-        if isinstance(value, (Function, Constant)):
+        if isinstance(value, (names.Function, names.Constant)):
             found.setdefault(id(value), value)
         elif hasattr(value, "ufl_shape"):
-            for obj in (*extract_type(value, Constant), *extract_coefficients(value)):
+            for obj in (*names.extract_type(value, names.Constant),
+                        *names.extract_coefficients(value)):
                 found.setdefault(id(obj), obj)
     return tuple(found.values())
 
 
-def _constants_of(expression) -> tuple:
-    """The Constants in a form or expression; a solver's form, taped every step, once."""
-    from firedrake import Constant
-    from ufl.algorithms.analysis import extract_type
+_EXPRESSION_ATTRIBUTES = ("lhs", "rhs", "form", "expr", "problem_J")  # of Firedrake's blocks
 
+
+@cache
+def _firedrake_names() -> SimpleNamespace:
+    """What :func:`hidden_reads` looks for, imported once (not per taped block)."""
+    import ufl
+    from firedrake import Constant, DirichletBC
+    from firedrake.function import Function
+    from ufl.algorithms.analysis import extract_coefficients, extract_type
+
+    return SimpleNamespace(Constant=Constant, DirichletBC=DirichletBC, Function=Function,
+                           extract_type=extract_type, extract_coefficients=extract_coefficients,
+                           expressions=(ufl.form.BaseForm, ufl.core.expr.Expr))
+
+
+def _constants_of(expression, names) -> tuple:
+    """The Constants in a form or expression; a solver's form, taped every step, once."""
     held = _CONSTANTS.get(id(expression))
     if held is not None and held[0] is expression:
         return held[1]
-    found = tuple(extract_type(expression, Constant))
+    found = tuple(names.extract_type(expression, names.Constant))
     if len(_CONSTANTS) > 256:
         _CONSTANTS.clear()
     _CONSTANTS[id(expression)] = (expression, found)
@@ -312,15 +328,6 @@ def _constants_of(expression) -> tuple:
 
 
 _CONSTANTS: dict = {}  # id(form or expression) -> (it, its Constants), newest taped
-
-
-def _expressions(block):
-    import ufl
-
-    for name in ("lhs", "rhs", "form", "expr", "problem_J"):
-        value = getattr(block, name, None)
-        if isinstance(value, (ufl.form.BaseForm, ufl.core.expr.Expr)):
-            yield value
 
 
 class LiveState:
