@@ -38,10 +38,11 @@ def current_rss_mb() -> float:
 
 
 def run(tool: str, steps: int, schedule, cells: int = 64, problem: str = "heat",
-        coarsen: bool = True) -> dict:
+        coarsen: bool = True, gradient: bool = True) -> dict:
     """Tape ``problem`` with ``tool``, take one gradient; timings, step counts and RSS.
 
-    ``schedule=None`` with plain firedrake.adjoint stores everything (no checkpointing).
+    ``schedule=None`` with plain firedrake.adjoint stores everything (no checkpointing);
+    ``gradient=False`` only tapes (no gradient figures).
     """
     from firedrake.adjoint import (
         Control,
@@ -74,24 +75,24 @@ def run(tool: str, steps: int, schedule, cells: int = 64, problem: str = "heat",
         J = step(J)
     pause_annotation()
     forward = time.perf_counter() - start
-    Jhat = ReducedFunctional(J, Control(m))
-    start = time.perf_counter()
-    dJ = Jhat.derivative()
-    gradient = time.perf_counter() - start
     result = {
         "tool": tool,
         "problem": problem,
         "steps": steps,
         "J": float(J),
-        "dJ": [float(v) for v in dJ.dat.data_ro[:: max(1, len(dJ.dat.data_ro) // 50)]],
-        "dJ_norm": float(abs(dJ.dat.data_ro).sum()),
         "forward_s": forward,
-        "gradient_s": gradient,
         "blocks_per_step": len(tape.get_blocks()) / steps,
         "rss_baseline_mb": baseline,
-        "rss_peak_mb": rss_mb(),
     }
-    if tool == "fe_adjoint":
+    if gradient:
+        Jhat = ReducedFunctional(J, Control(m))
+        start = time.perf_counter()
+        dJ = Jhat.derivative()
+        result["gradient_s"] = time.perf_counter() - start
+        result["dJ"] = [float(v) for v in dJ.dat.data_ro[:: max(1, len(dJ.dat.data_ro) // 50)]]
+        result["dJ_norm"] = float(abs(dJ.dat.data_ro).sum())
+    result["rss_peak_mb"] = rss_mb()
+    if tool == "fe_adjoint" and gradient:
         result["forward_steps"] = fe_adjoint.stats()["forward_steps"]
     return result
 

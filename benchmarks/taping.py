@@ -31,7 +31,7 @@ SCHEDULES = ("store-all", "revolve", "mixed")
 TOOLS = ("firedrake.adjoint", "fe_adjoint")
 
 
-def child(problem: str, schedule_name: str, tool: str, steps: int) -> None:
+def child(problem: str, schedule_name: str, tool: str, steps: int, gradient: bool) -> None:
     sys.argv = sys.argv[:1]
     from checkpoint_schedules import (
         MixedCheckpointSchedule,
@@ -54,12 +54,13 @@ def child(problem: str, schedule_name: str, tool: str, steps: int) -> None:
         return SingleMemoryStorageSchedule() if tool == "fe_adjoint" else None
 
     run(tool, 5, schedule(5), cells, problem)  # warm-up
-    print(json.dumps(run(tool, steps, schedule(steps), cells, problem)))
+    print(json.dumps(run(tool, steps, schedule(steps), cells, problem, gradient=gradient)))
 
 
-def _run_child(problem, schedule, tool, steps) -> dict:
+def _run_child(problem, schedule, tool, steps, gradient) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", problem, schedule, tool, str(steps)],
+        [sys.executable, __file__, "--child", problem, schedule, tool, str(steps),
+         str(int(gradient))],
         check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -75,8 +76,13 @@ def _fastest_interleaved(args, problem, steps) -> dict:
     runs: dict = {config: [] for config in configs}
     for _ in range(args.repeat):
         for schedule, tool in configs:
-            runs[schedule, tool].append(_run_child(problem, schedule, tool, steps))
+            runs[schedule, tool].append(_run_child(problem, schedule, tool, steps,
+                                                   steps not in args.forward_only))
     return {config: min(found, key=lambda r: r["forward_s"]) for config, found in runs.items()}
+
+
+def _gradient(result) -> str:
+    return f"{result['gradient_s']:.2f}" if "gradient_s" in result else "–"
 
 
 def main() -> None:
@@ -86,11 +92,13 @@ def main() -> None:
     parser.add_argument("--problems", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--schedules", nargs="+", default=list(SCHEDULES), choices=SCHEDULES)
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--forward-only", type=int, nargs="*", default=[],
+                        help="step counts whose runs only tape (no gradient)")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        problem, schedule, tool, steps = args.child
-        child(problem, schedule, tool, int(steps))
+        problem, schedule, tool, steps, gradient = args.child
+        child(problem, schedule, tool, int(steps), gradient == "1")
         return
     os.makedirs(args.out, exist_ok=True)
     lines = ["| problem | N | schedule | forward untaped / plain / fe (s) | fe / plain "
@@ -108,7 +116,7 @@ def main() -> None:
                     f"{plain['forward_s']:.2f} / {fe['forward_s']:.2f} | "
                     f"{fe['forward_s'] / plain['forward_s']:.2f} | "
                     f"{fe['forward_s'] / bare['forward_s']:.2f} | "
-                    f"{plain['gradient_s']:.2f} / {fe['gradient_s']:.2f} | "
+                    f"{_gradient(plain)} / {_gradient(fe)} | "
                     f"{fe['J'] - plain['J']:.1e} |")
             lines.append(line)
             print(line, flush=True)
