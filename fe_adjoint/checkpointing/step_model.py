@@ -164,10 +164,16 @@ class PyadjointStepModel(IndexedKeys):
             key.checkpoint = None
 
     def release_superseded(self) -> None:
-        """While taping: free the released values whose objects have since moved on."""
-        for key in [key for key in self._deferred if not _current(key)]:
-            self._deferred.discard(key)
-            key.checkpoint = None
+        """While taping: free the released values whose objects have since moved on.
+
+        Only the variables superseded since the last call are looked at: a value whose
+        object is never written again (a float, a Function made once) stays deferred
+        without costing every later step a look.
+        """
+        for key in self.reads.take_superseded():
+            if key in self._deferred:
+                self._deferred.discard(key)
+                key.checkpoint = None
 
     def end_taping(self) -> None:
         """Taping is over: nothing is re-saved from live objects any more."""

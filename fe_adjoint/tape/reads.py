@@ -95,6 +95,7 @@ class ReadTracker:
         self._latest: dict[int, Any] = {}  # id(object) -> its newest produced BlockVariable
         self._pending = None  # the block planned last, and its dependencies found changed
         self._suspects: list = []
+        self._superseded: list = []  # see take_superseded
 
     def block_added(self, block) -> None:
         """Plan ``block``, just created.
@@ -130,6 +131,7 @@ class ReadTracker:
         older = self._latest.get(id(bv.output))
         if older is not None:  # only an object's newest variable is read from now on
             self._fingerprints.pop(older, None)
+            self._superseded.append(older)
         self._latest[id(bv.output)] = bv
         fp = fingerprint(bv.output)
         self._fingerprints[bv] = (fp, None)  # the checkpoint is noted in settle()
@@ -149,6 +151,11 @@ class ReadTracker:
             return False
         bv._checkpoint = value
         return True
+
+    def take_superseded(self) -> list:
+        """The variables whose objects were written again since the last call."""
+        found, self._superseded = self._superseded, []
+        return found
 
     def settle(self) -> None:
         """Finish the last block planned, once it has run and been taped.
@@ -221,7 +228,7 @@ class ReadTracker:
         self.produced.clear()
         self._fingerprints.clear()
         self._latest.clear()
-        self._pending, self._suspects = None, []
+        self._pending, self._suspects, self._superseded = None, [], []
 
 
 def _changed_outside(obj, block) -> ConfigurationError:
