@@ -109,8 +109,14 @@ def adjoint_reads(block, reads: tuple, writes: tuple) -> tuple:
 
 
 # What adjoint_reads found, by the structure of a block: forms and expressions with the
-# same structure over inputs of the same kinds keep the same positions.
+# same structure over inputs of the same kinds keep the same positions. Its keys hold forms
+# (and so their coefficients): emptied when a tape is cleared (forget_forms).
 _KEPT_POSITIONS: dict = {}
+
+
+def forget_forms() -> None:
+    """Let go of the forms the classification caches hold (a tape was cleared)."""
+    _KEPT_POSITIONS.clear()
 
 
 def _structure(block, kind) -> tuple:

@@ -229,6 +229,7 @@ class ReadTracker:
         self._fingerprints.clear()
         self._latest.clear()
         self._pending, self._suspects, self._superseded = None, [], []
+        _CONSTANTS.clear()  # it holds forms, and so their coefficients
 
 
 def _changed_outside(obj, block) -> ConfigurationError:

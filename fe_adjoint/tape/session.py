@@ -34,6 +34,7 @@ from ..reversible.schedule import ReversibleSchedule
 from ..steps.adjoint import FastAdjoint
 from ..steps.forward import FastForward
 from ..steps.patterns import PatternCache
+from ..steps.rules import forget_forms
 from .coarse import fuse_step, refine_control_dependence
 from .hooks import attach, session_of
 from .reads import LiveState, ReadTracker
@@ -238,6 +239,7 @@ class CheckpointingSession(TapePackageData):
     def clear(self) -> None:
         self.patterns.clear()
         self.reads.clear()
+        forget_forms()
         self.driver.close()
         for level in self.driver.levels.values():
             if isinstance(level, DiskStorage):
