@@ -8,7 +8,7 @@ steps (seen: +50 KB per step under Revolve on heat, 64 x 64). A
 collection, counted within passes, took ``patience`` times as long as that collection:
 collection costs at most ~1/patience of the run, and garbage never outlives more than that
 much work. Until the first collection is measured its cost is guessed from what one takes in
-a Firedrake process (0.1-0.3 s, 0.23 s measured in the taping benchmark's): a guess far
+a Firedrake process (0.1-0.3 s; 0.23 s in the taping benchmark's processes): a guess far
 below that made a 1-second forward pay a fifth of its time for one early collection.
 Under MPI the ranks agree on each collection: freeing PETSc objects on some ranks only
 leaves PETSc's collective garbage clean-up waiting on the others (seen: a hang in

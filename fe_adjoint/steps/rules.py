@@ -53,9 +53,9 @@ def block_kind(cls) -> str:
 
 
 def copies_function(block, bv) -> bool:
-    """Whether ``block`` copies a Function into ``bv`` (``u_old.assign(u)``, ``u.copy()``).
+    """Whether ``block`` copies a Function of ``bv``'s space into ``bv``.
 
-    Firedrake then checkpoints an assignment's output as a reference to its source's value.
+    ``u_old.assign(u)`` or ``u.copy(deepcopy=True)``: ``bv``'s value is then its source's.
     """
     if block_kind(type(block)) != "assign" or block.expr is not None:
         return False
@@ -66,7 +66,7 @@ def copies_function(block, bv) -> bool:
     if not isinstance(source, type(target)) or not hasattr(source, "function_space"):
         return False
     a, b = source.function_space(), target.function_space()
-    return a is b or a.mesh() == b.mesh()
+    return a is b or a == b
 
 
 def adjoint_reads(block, reads: tuple, writes: tuple) -> tuple:

@@ -5,18 +5,17 @@ pyadjoint lets one object per tape drive checkpointed runs: the tape calls
 but ``Tape.enable_checkpointing`` always builds pyadjoint's own
 ``CheckpointManager`` and there is no public hook to supply another. So
 :func:`attach` sets that attribute (and ``_eagerly_checkpoint_outputs``: every value
-is captured as it is taped) and files the session under
-``tape._package_data["fe_adjoint"]`` (pyadjoint's documented hook for package data,
-which also tells the session when the tape is cleared).
+is captured as it is taped, but for a copy, which shares its source's) and files the
+session under ``tape._package_data["fe_adjoint"]`` (pyadjoint's documented hook for
+package data, which also tells the session when the tape is cleared).
 
 Four methods pyadjoint offers no hook for are replaced, once, by dispatchers that
 keep pyadjoint's behaviour on a tape without a session:
 
 * ``Tape.add_block`` and ``Block.add_output``: the session sees every block as it is
   taped and every value it writes, to write down what it reads and check that what it
-  reads has not changed behind the tape (:mod:`fe_adjoint.tape.reads`), and may save a
-  written value later than pyadjoint's eager copy would (a copy ``u_old.assign(u)``
-  shares its source's value);
+  reads has not changed behind the tape (:mod:`fe_adjoint.tape.reads`); a copy
+  (``u_old.assign(u)``) gets its source's held value instead of pyadjoint's eager copy;
 * ``Tape.evaluate_tlm`` and ``Tape.evaluate_hessian``: pyadjoint's walk every block and
   never consult the checkpoint manager, so under a schedule they would read missing or
   stale values; the session runs them through the schedule.
@@ -54,7 +53,7 @@ def _add_output(block, obj):
     session = session_of(tape)
     if session is None or session.output_added(block, obj):
         return _pyadjoint_add_output(block, obj)
-    tape._eagerly_checkpoint_outputs = False  # the session saves this value itself
+    tape._eagerly_checkpoint_outputs = False  # the session gave it its source's value
     try:
         _pyadjoint_add_output(block, obj)
     finally:

@@ -145,11 +145,10 @@ class ReadTracker:
         if not copies_function(block, bv):
             return False
         source = block.get_dependencies()[0]
-        value = source._checkpoint
-        if value is None or not is_plain(value) or source not in self.produced \
+        if not _is_held_value(source._checkpoint) or source not in self.produced \
                 or not self.still_holds(source):
             return False
-        bv._checkpoint = value
+        bv._checkpoint = source._checkpoint
         return True
 
     def take_superseded(self) -> list:
@@ -271,10 +270,13 @@ def _resolve_delegation(bv) -> None:
         return
     other = getattr(checkpoint, "other", None)
     source = None if other is None else other._checkpoint
-    if source is not None and is_plain(source) and not isinstance(source, (int, float)):
-        bv._checkpoint = source
-    else:
-        bv._checkpoint = copy_of(bv.output)
+    bv._checkpoint = source if _is_held_value(source) else copy_of(bv.output)
+
+
+def _is_held_value(checkpoint) -> bool:
+    """Whether a checkpoint is a value of its own that another variable can share."""
+    return checkpoint is not None and is_plain(checkpoint) \
+        and not isinstance(checkpoint, (int, float))
 
 
 def hidden_reads(block) -> tuple:
