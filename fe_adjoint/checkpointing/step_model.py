@@ -21,7 +21,7 @@ from pyadjoint.block_variable import BlockVariable
 
 from ..errors import ConfigurationError, StorageError
 from ..steps import rules
-from ..steps.hessian_forms import differentiable_residual
+from ..steps.hessian import evaluate_hessian
 from .classify import BlockRecord, IndexedKeys, TapeIndex
 
 
@@ -203,12 +203,14 @@ class PyadjointStepModel(IndexedKeys):
             # existing value, which another variable's held value may share.
             bv.checkpoint = None
             bv.tlm_value = None
-        if self.forward is None or self.tangents:
+        if self.forward is None:
             block.recompute()
+            if self.tangents:
+                block.evaluate_tlm(markings=True)
         else:
             self.forward.recompute(block)
-        if self.tangents:
-            block.evaluate_tlm(markings=True)
+            if self.tangents:
+                self.forward.evaluate_tlm(block)
         if self.observer is not None:
             self.observer.block_done(block)
 
@@ -219,9 +221,10 @@ class PyadjointStepModel(IndexedKeys):
                 continue  # nothing upstream of a control enters its derivative
             if self.second_order:
                 self._prepare(block, (*record.reads, *record.writes), n, "Hessian")
-                block.evaluate_adj(markings=markings)
-                with differentiable_residual(block):
-                    block.evaluate_hessian(markings=markings)
+                if self.adjoint is None:
+                    evaluate_hessian(None, block, markings)
+                else:
+                    self.adjoint.evaluate_hessian(block, markings)
             else:
                 self._prepare(block, record.adjoint_reads, n, "adjoint")
                 if self.adjoint is None:

@@ -34,16 +34,14 @@ from ..steps.patterns import (
     Placeholders,
     axpy,
     copy_values,
+    directional,
     form_inputs,
-    homogeneous_bcs,
     is_zero,
     plain_solve,
-    solve_into,
-    solve_operator,
     solve_pattern_extra,
-    solve_residual,
 )
 from ..steps.rules import block_kind
+from ..steps.tangent import SolveTangent
 
 
 @dataclass
@@ -202,15 +200,6 @@ _RULES = {
 
 
 # -- patterns ------------------------------------------------------------------------------
-def _directional(expression, variables, directions):
-    """sum_i d(expression)/d(variables_i) [directions_i], derivatives expanded."""
-    import ufl
-    from ufl.algorithms import expand_derivatives
-
-    terms = [ufl.derivative(expression, v, d) for v, d in zip(variables, directions)]
-    return expand_derivatives(sum(terms[1:], terms[0]))
-
-
 class _ExpressionPattern:
     """Jets of ``y = f(x)`` for an assembled form or a pointwise expression ``f``.
 
@@ -222,12 +211,12 @@ class _ExpressionPattern:
 
         self.placeholders = p = Placeholders(inputs, tangents=True)
         f = ufl.replace(expression, p.replace_map)
-        first = _directional(f, p.active, p.first)
+        first = directional(f, p.active, p.first)
         self.first = evaluator(first)
-        curvature = None if is_zero(first) else _directional(first, p.active, p.first)
+        curvature = None if is_zero(first) else directional(first, p.active, p.first)
         self.curvature = None if curvature is None or is_zero(curvature) \
             else evaluator(curvature)
-        self.second = evaluator(_directional(f, p.active, p.second))
+        self.second = evaluator(directional(f, p.active, p.second))
 
     def propagate(self, inputs, jets, n_directions: int) -> Jet:
         p = self.placeholders
@@ -244,44 +233,34 @@ class _ExpressionPattern:
         return Jet(first, second)
 
 
-class _SolvePattern:
+class _SolvePattern(SolveTangent):
     """Jets of the solution of ``F(y; x) = 0``: R tangent solves and one second-order solve."""
 
     def __init__(self, patterns, block, inputs: FormInputs):
         import firedrake
-        import ufl
 
-        self.space = V = block.function_space
-        self.placeholders = p = Placeholders(inputs, tangents=True)
-        self.unknown = firedrake.Function(V)
-        self.unknown_direction = firedrake.Function(V)
-        F = solve_residual(block, self.unknown, p.replace_map)
-        self.jacobian = ufl.algorithms.expand_derivatives(
-            firedrake.derivative(F, self.unknown, firedrake.TrialFunction(V)))
-        input_change = _directional(F, p.active, p.first)
-        self.first_rhs = Assembly(-input_change)
-        change = _directional(F, [self.unknown], [self.unknown_direction]) + input_change
-        self.curvature = Assembly(_directional(
+        super().__init__(patterns, block, inputs)
+        p = self.placeholders
+        self.unknown_direction = firedrake.Function(self.space)
+        change = directional(self.residual, [self.unknown], [self.unknown_direction]) \
+            + self.input_change
+        self.curvature = Assembly(directional(
             change, [self.unknown, *p.active], [self.unknown_direction, *p.first]))
-        self.second_rhs = Assembly(-_directional(F, p.active, p.second))
-        self.bcs = homogeneous_bcs(block)
-        self.operator = solve_operator(patterns, self.jacobian, block, self.bcs)
+        self.second_rhs = Assembly(-directional(self.residual, p.active, p.second))
 
     def propagate(self, inputs, jets, out_value, n_directions: int, counter: Counter) -> Jet:
         import firedrake
 
         p = self.placeholders
-        p.load_values(inputs)
-        copy_values(self.unknown, out_value)
-        self.operator.update()  # if it changed: re-assembled, refactorised at the first solve
+        self.load(inputs, out_value)
         first = []
         for r in range(n_directions):
             p.load_first(jets, r)
-            first.append(self._solve(self._rhs(self.first_rhs)))
+            first.append(self.solve(self.fresh_rhs(self.first_rhs)))
             counter["tangent"] += 1
         rhs = None
         if p.load_second(jets):
-            rhs = self._rhs(self.second_rhs)
+            rhs = self.fresh_rhs(self.second_rhs)
         if self.curvature.rank is not None:
             for r in range(n_directions):
                 p.load_first(jets, r)
@@ -293,22 +272,7 @@ class _SolvePattern:
         if rhs is None:
             return Jet(first)
         counter["second_order"] += 1
-        return Jet(first, self._solve(rhs))
-
-    def _rhs(self, assembly):
-        """A fresh copy of ``assembly``'s value (its tensor is reused by the next call)."""
-        import firedrake
-
-        rhs = firedrake.Cofunction(self.space.dual())
-        value = assembly()
-        if value is not None:
-            copy_values(rhs, value)
-        return rhs
-
-    def _solve(self, rhs):
-        import firedrake
-
-        return solve_into(self.operator.ksp, self.bcs, rhs, firedrake.Function(self.space))
+        return Jet(first, self.solve(rhs))
 
 
 # -- values --------------------------------------------------------------------------------

@@ -25,13 +25,12 @@ from .patterns import (
     Placeholders,
     adjoint_solve_operator,
     axpy,
+    block_pattern,
     copied_function,
     copy_values,
-    form_inputs,
+    derived,
     homogeneous_bcs,
-    plain_solve,
     solve_into,
-    solve_pattern_extra,
     solve_residual,
 )
 from .rules import block_kind
@@ -45,12 +44,19 @@ class FastAdjoint:
 
     def evaluate_adj(self, block, markings: bool) -> None:
         """Add ``block``'s adjoint contributions to its inputs' adjoint values."""
-        rule = _RULES.get(block_kind(type(block))) if markings else None
-        if rule is None or not rule(self.patterns, block):
+        done = markings and (copy_adjoint(block) if block_kind(type(block)) == "assign"
+                             else _by_pattern(self.patterns, block))
+        if not done:
             block.evaluate_adj(markings=markings)
 
+    def evaluate_hessian(self, block, markings: bool) -> None:
+        """Add ``block``'s adjoint and second-order adjoint contributions to its inputs'."""
+        from .hessian import evaluate_hessian
 
-def _relevant(block, inputs: FormInputs) -> list | None:
+        evaluate_hessian(self.patterns, block, markings)
+
+
+def relevant_inputs(block, inputs: FormInputs) -> list | None:
     """The inputs to differentiate.
 
     None if pyadjoint must differentiate the block (its mesh or a boundary condition
@@ -70,87 +76,75 @@ def _is_initial_guess(block, bv) -> bool:
     return block_kind(type(block)) == "solve" and not block.linear and bv.output is block.func
 
 
-def _solve_rule(patterns, block) -> bool:
-    if not plain_solve(block):
-        return False
-    return _by_pattern(
-        patterns, block, form_inputs(block, (), skip=() if block.linear else (block.func,)),
-        "solve-adjoint", (block.lhs, block.rhs), solve_pattern_extra(block),
-        lambda inputs: _SolveAdjoint(patterns, block, inputs),
-        lambda pattern, inputs, out: pattern.evaluate(inputs, out))
-
-
-def _assemble_rule(patterns, block) -> bool:
-    if len(block.form.arguments()) != 0:
-        return False
-    return _by_pattern(
-        patterns, block, form_inputs(block, ()), "assemble-adjoint", (block.form,), (),
-        lambda inputs: _AssembleAdjoint(block.form, inputs),
-        lambda pattern, inputs, out: pattern.evaluate(inputs, float(out.adj_value)))
-
-
-def _by_pattern(patterns, block, inputs, kind, forms, extra, make, evaluate) -> bool:
+def _by_pattern(patterns, block) -> bool:
     """Evaluate ``block``'s adjoint through its pattern; False if pyadjoint must."""
+    pattern = block_pattern(block)
+    if pattern is None:
+        return False
     out = block.get_outputs()[0]
     if out.adj_value is None:
         return True
-    relevant = _relevant(block, inputs)
+    relevant = relevant_inputs(block, pattern.inputs)
     if relevant is None:
         return False
     if relevant:
-        inputs = FormInputs(inputs.all, tuple(relevant))
-        key = patterns.key(kind, forms, inputs, *extra)
-        evaluate(patterns.get_or_make(key, lambda: make(inputs)), inputs, out)
+        inputs = FormInputs(pattern.inputs.all, tuple(relevant))
+        derived(patterns, block, pattern, inputs, "adjoint", _ADJOINTS).evaluate(inputs, out)
     return True
 
 
-def _copy_rule(patterns, block) -> bool:
+def copy_adjoint(block, kinds=("adj_value",)) -> bool:
+    """Pass a copy's adjoint (and ``kinds`` else) to its source; False for other blocks."""
     source = copied_function(block)
     if source is None:
         return False
     out = block.get_outputs()[0]
-    if out.adj_value is not None and source.is_control_dependent:
-        _add_adjoint(source, out.adj_value)
+    if source.is_control_dependent:
+        for kind in kinds:
+            if getattr(out, kind) is not None:
+                add_adjoint(source, getattr(out, kind), kind=kind)
     return True
 
 
-def _add_adjoint(bv, value, scale: float = 1.0) -> None:
-    """Add ``scale * value`` (a Cofunction, not kept) to ``bv``'s adjoint value."""
+def add_adjoint(bv, value, scale: float = 1.0, kind: str = "adj_value") -> None:
+    """Add ``scale * value`` (a Cofunction, not kept) to ``bv``'s adjoint value.
+
+    ``kind="hessian_value"``: to its second-order adjoint value.
+    """
     from firedrake import Cofunction
 
-    if bv.adj_value is None:
-        bv.adj_value = Cofunction(value.function_space())
-    axpy(bv.adj_value, scale, value)
+    if getattr(bv, kind) is None:
+        setattr(bv, kind, Cofunction(value.function_space()))
+    axpy(getattr(bv, kind), scale, value)
 
 
-_RULES = {"solve": _solve_rule, "assemble": _assemble_rule, "assign": _copy_rule}
-
-
-class _AssembleAdjoint:
+class AssembleAdjoint:
     """``adj * dj/dx_i`` for an assembled scalar ``j``: one derived 1-form per input."""
 
-    def __init__(self, form, inputs: FormInputs):
+    def __init__(self, patterns, block, inputs: FormInputs):
         import firedrake
         import ufl
         from ufl.algorithms import expand_derivatives
 
         self.placeholders = p = Placeholders(inputs)
-        j = ufl.replace(form, p.replace_map)
-        self.derivatives = [
-            Assembly(expand_derivatives(
-                firedrake.derivative(j, c, firedrake.TestFunction(c.function_space()))))
+        j = ufl.replace(block.form, p.replace_map)
+        self.forms = [  # dj/dx_i
+            expand_derivatives(
+                firedrake.derivative(j, c, firedrake.TestFunction(c.function_space())))
             for c in p.active
         ]
+        self.derivatives = [Assembly(form) for form in self.forms]
 
-    def evaluate(self, inputs: FormInputs, adj: float) -> None:
+    def evaluate(self, inputs: FormInputs, out) -> None:
+        adj = float(out.adj_value)
         self.placeholders.load_values(inputs)
         for bv, derivative in zip(inputs.active, self.derivatives):
             contribution = derivative()
             if contribution is not None:
-                _add_adjoint(bv, contribution, adj)
+                add_adjoint(bv, contribution, adj)
 
 
-class _SolveAdjoint:
+class SolveAdjoint:
     """The adjoint of a solve: one adjoint solve, then ``-(dF/dx_i)^T lambda`` per input."""
 
     def __init__(self, patterns, block, inputs: FormInputs):
@@ -162,11 +156,11 @@ class _SolveAdjoint:
         self.placeholders = p = Placeholders(inputs)
         self.unknown = firedrake.Function(V)
         self.adjoint = firedrake.Function(V)
-        F = solve_residual(block, self.unknown, p.replace_map)
+        self.residual = F = solve_residual(block, self.unknown, p.replace_map)
         jacobian = expand_derivatives(
             firedrake.derivative(F, self.unknown, firedrake.TrialFunction(V)))
         (test,) = F.arguments()
-        weighted = ufl.replace(F, {test: self.adjoint})
+        self.weighted = weighted = ufl.replace(F, {test: self.adjoint})
         self.contributions = [
             Assembly(expand_derivatives(
                 firedrake.derivative(weighted, c, firedrake.TestFunction(c.function_space()))))
@@ -186,4 +180,7 @@ class _SolveAdjoint:
         for bv, contribution in zip(inputs.active, self.contributions):
             value = contribution()
             if value is not None:
-                _add_adjoint(bv, value, -1.0)
+                add_adjoint(bv, value, -1.0)
+
+
+_ADJOINTS = {"solve": SolveAdjoint, "assemble": AssembleAdjoint}

@@ -41,6 +41,7 @@ from .patterns import (
     solve_residual,
 )
 from .rules import block_kind
+from .tangent import evaluate_tlm
 
 
 class FastForward:
@@ -58,6 +59,10 @@ class FastForward:
             block.recompute()
         else:
             block.get_outputs()[0].checkpoint = value
+
+    def evaluate_tlm(self, block) -> None:
+        """Add ``block``'s tangent-linear outputs to its outputs' tangents (a marked pass)."""
+        evaluate_tlm(self.patterns, block)
 
 
 def _solve_rule(patterns, pool, block):

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from ..errors import ConfigurationError
+from .rules import block_kind
 
 
 class PatternCache(OrderedDict):
@@ -160,6 +161,40 @@ class Placeholders:
         return any(jet.second is not None for jet in jets)
 
 
+@dataclass(frozen=True)
+class BlockPattern:
+    """What a block's per-pattern derivatives are keyed by and derived from."""
+
+    kind: str  # "solve" or "assemble"
+    inputs: FormInputs  # none active
+    forms: tuple
+    extra: tuple
+
+
+def block_pattern(block) -> BlockPattern | None:
+    """The pattern of a solve fe_adjoint's own solves reproduce, or of an assembled scalar.
+
+    None for any other block. A non-linear solve's initial guess is not among the inputs.
+    """
+    kind = block_kind(type(block))
+    if kind == "solve" and plain_solve(block):
+        inputs = form_inputs(block, (), skip=() if block.linear else (block.func,))
+        return BlockPattern(kind, inputs, (block.lhs, block.rhs), solve_pattern_extra(block))
+    if kind == "assemble" and not block.form.arguments():
+        return BlockPattern(kind, form_inputs(block, ()), (block.form,), ())
+    return None
+
+
+def derived(patterns: PatternCache, block, pattern: BlockPattern, inputs: FormInputs,
+            name: str, classes: dict):
+    """The derivation ``name`` of ``block``'s pattern for the active ``inputs``, made once.
+
+    ``classes[pattern.kind](patterns, block, inputs)`` makes it.
+    """
+    key = patterns.key(f"{pattern.kind}-{name}", pattern.forms, inputs, *pattern.extra)
+    return patterns.get_or_make(key, lambda: classes[pattern.kind](patterns, block, inputs))
+
+
 def solve_residual(block, unknown, replace_map):
     """A solve block's residual ``F(unknown; inputs)`` written on placeholders."""
     import firedrake
@@ -198,6 +233,15 @@ def solve_pattern_extra(block) -> tuple:
     unknown = tuple(c is block.func for c in block.lhs.coefficients())
     bcs = tuple((id(bc.function_space()), str(bc.sub_domain)) for bc in block.bcs)
     return block.linear, unknown, bcs
+
+
+def directional(expression, variables, directions):
+    """sum_i d(expression)/d(variables_i) [directions_i], derivatives expanded."""
+    import ufl
+    from ufl.algorithms import expand_derivatives
+
+    terms = [ufl.derivative(expression, v, d) for v, d in zip(variables, directions)]
+    return expand_derivatives(sum(terms[1:], terms[0]))
 
 
 def is_zero(expression) -> bool:
