@@ -30,24 +30,43 @@ import fe_adjoint  # noqa: E402
 N_CONTROLS = 10
 
 
-def build(n_steps=10, cells=12, schedule=None, n_controls=N_CONTROLS, dt=0.05):
+def build(n_steps=10, cells=12, schedule=None, n_controls=N_CONTROLS, dt=0.05, plain=False):
     """Tape the model on a fresh tape; return ``(Jhat, controls)``.
 
-    ``schedule``: a checkpoint_schedules schedule (default ``Revolve(n_steps, 3)``).
+    ``schedule``: a checkpoint_schedules schedule (default ``Revolve(n_steps, 3)``);
+    ``plain=True`` tapes with plain firedrake.adjoint instead (for comparisons).
     """
-    mesh = UnitSquareMesh(cells, cells)
-    V = FunctionSpace(mesh, "CG", 1)
-    R = FunctionSpace(mesh, "R", 0)
-    x, y = SpatialCoordinate(mesh)
+    V, R = _spaces(cells)
     controls = [Function(R, name=f"m{k}").assign(1.0 + 0.2 * k) for k in range(n_controls)]
-
     set_working_tape(Tape())
     continue_annotation()
-    fe_adjoint.enable_checkpointing(schedule or Revolve(n_steps, 3))
+    if not plain:
+        fe_adjoint.enable_checkpointing(schedule or Revolve(n_steps, 3))
+    J = _run(V, controls, n_steps, dt, range if plain else fe_adjoint.steps)
+    pause_annotation()
+    return ReducedFunctional(J, [Control(m) for m in controls]), controls
+
+
+def untaped_functional(values, n_steps=10, cells=12, dt=0.05):
+    """J at the control values ``values`` (floats), nothing taped: for finite differences."""
+    V, R = _spaces(cells)
+    with stop_annotating():
+        return _run(V, [Function(R).assign(value) for value in values], n_steps, dt, range)
+
+
+def _spaces(cells):
+    mesh = UnitSquareMesh(cells, cells)
+    return FunctionSpace(mesh, "CG", 1), FunctionSpace(mesh, "R", 0)
+
+
+def _run(V, controls, n_steps, dt, steps):
+    """Run the model's time loop (``steps(n_steps)``); return J."""
+    x, y = SpatialCoordinate(V.mesh())
     t = Constant(0.0)
     u_old, u = Function(V, name="u_old"), Function(V, name="u")
     v = TestFunction(V)
-    modes = [sin((k // 2 + 1) * pi * x) * sin((k % 2 + 1) * pi * y) for k in range(n_controls)]
+    modes = [sin((k // 2 + 1) * pi * x) * sin((k % 2 + 1) * pi * y)
+             for k in range(len(controls))]
     source = (1 + sin(3 * t)) * sum(m * phi for m, phi in zip(controls, modes))
     kappa = 0.05
     F = ((u - u_old) / dt * v + kappa * inner(grad(u), grad(v)) + 4 * u**3 * v - source * v) * dx
@@ -58,13 +77,12 @@ def build(n_steps=10, cells=12, schedule=None, n_controls=N_CONTROLS, dt=0.05):
     )
     target = 0.5 * x * y
     J = 0.0
-    for n in fe_adjoint.steps(n_steps):
+    for n in steps(n_steps):
         t.assign((n + 1) * dt)
         solver.solve()
         u_old.assign(u)
         J += assemble(dt * (u_old - target) ** 2 * dx)
-    pause_annotation()
-    return ReducedFunctional(J, [Control(m) for m in controls]), controls
+    return J
 
 
 def unit_directions(controls):

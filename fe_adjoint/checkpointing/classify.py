@@ -187,8 +187,12 @@ class StepModel(Protocol):
     def free(self, key: Key) -> None:
         """Drop the current value of ``key``."""
 
-    def run_forward(self, n: int) -> None:
-        """Recompute step ``n``."""
+    def run_forward(self, n: int) -> int:
+        """Recompute step ``n``; how many of its operations were recomputed.
+
+        In tangent mode operations whose outputs are held are not recomputed (0: the
+        whole step was held).
+        """
 
     def run_reverse(self, n: int, markings: bool) -> None:
         """Evaluate the adjoint of step ``n``."""

@@ -81,6 +81,7 @@ class StepDriver:
         self._unfreed: list | None = None  # keys to free later, while taped_steps runs
         self._state = "taping"  # taping | forward | reverse done | failed
         self._failure: tuple[str, str] | None = None  # (phase, what) of a pass that failed
+        self._tangents_held = False  # every step's values and tangents held, by a sweep
 
     # -- public entry points -------------------------------------------------------------
     @property
@@ -167,15 +168,17 @@ class StepDriver:
             self._run_adjoint()
         self._state = "reverse done"
 
+    def _refuse_after_failed_forward(self) -> None:
+        if self._state == "failed" and self._failure[0] == "forward":
+            raise ScheduleError(
+                f"the last evaluation of the functional failed ({self._failure[1]}); "
+                "evaluate it again at a valid control, Jhat(m), before differentiating"
+            )
+
     def _ready_for_reverse(self) -> None:
         """Run the forward again if the last pass failed or the schedule needs it."""
         if self._state == "failed":
-            phase, what = self._failure
-            if phase == "forward":
-                raise ScheduleError(
-                    f"the last evaluation of the functional failed ({what}); evaluate it "
-                    "again at a valid control, Jhat(m), before differentiating"
-                )
+            self._refuse_after_failed_forward()
             self.forward()  # the failed pass left nothing usable: start the schedule again
         elif self._state == "reverse done":
             self._pending = None if self._schedule.is_exhausted else next(self._schedule, None)
@@ -186,22 +189,38 @@ class StepDriver:
         self._advance_to(EndReverse)
 
     def sweep(self) -> None:
-        """Run every step forward once from the start, storing nothing (a tangent-linear pass).
+        """Run every step forward once from the start (a tangent-linear pass).
 
         The schedule is not consulted: a forward-in-time pass needs no checkpoints.
-        Values the schedule holds in working memory stay held.
+        Values the schedule holds in working memory stay held. Under a store-everything
+        schedule each step's values and tangents (the model's adjoint keys, in its
+        second-order mode) stay held too, so that a Hessian action's reverse that follows
+        (:meth:`second_order_reverse`) needs no forward.
         """
         self.finish_taping()
+        self._refuse_after_failed_forward()  # what is held may mix two runs' values
         model = self.model
         with self._pass("sweep"), self.stats.phase("forward"):
             self._replace_frontier(set())
             for n in range(model.n_steps):
-                model.run_forward(n)
-                self.stats.forward_steps += 1
+                if model.run_forward(n):
+                    self.stats.forward_steps += 1
+                if self._keeps_work_data:
+                    self._hold(n, model.adjoint_keys(n))
                 self._advance_frontier(n)
                 self.stats.progress("sweep", n)
                 self._collector.step_done()
             self._replace_frontier(set())
+        self._tangents_held = self._keeps_work_data
+
+    def second_order_reverse(self, markings: bool) -> None:
+        """The forward with tangents and the reverse of a Hessian action.
+
+        Right after a sweep under a store-everything schedule, the reverse alone.
+        """
+        if not self._tangents_held:
+            self.forward()
+        self.reverse(markings)
 
     @contextmanager
     def _pass(self, phase: str):
@@ -212,6 +231,7 @@ class StepDriver:
         pass recomputes what it needs -- or, where that cannot help (the taping or an
         evaluation of the functional failed), says what failed and what to do.
         """
+        self._tangents_held = False  # a pass may change what is held: only a sweep sets it
         if self._failure is not None and self._failure[0] == "taping":
             raise ScheduleError(
                 f"taping this run failed ({self._failure[1]}); tape the run again on a new "
@@ -399,14 +419,15 @@ class StepDriver:
     def _hold(self, n: int, keys: set[Key]) -> None:
         values = self.model.values(keys, n)
         self.model.load(values)  # make the held values self-contained
-        if n in self._work_adjoint:
-            self._release(self._work_adjoint.pop(n), unhold=True)
+        previous = self._work_adjoint.pop(n, None)
         self._work_adjoint[n] = set(keys)
         for key in keys:
             if key not in self._held:
                 nbytes = self._held_nbytes[key] = self.model.nbytes({key: values[key]})
                 self._held_total += nbytes
         self._held.update(keys)
+        if previous is not None:  # after the new set is counted: what both hold stays held
+            self._release(previous, unhold=True)
 
     def _release(self, keys: Iterable[Key], unhold: bool = False) -> None:
         for key in keys:

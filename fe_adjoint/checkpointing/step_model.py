@@ -187,32 +187,45 @@ class PyadjointStepModel(IndexedKeys):
         return sum(self.codec.nbytes(value) for value in values.values() if value is not None)
 
     # -- running ---------------------------------------------------------------------------
-    def run_forward(self, n: int) -> None:
-        for block, record in zip(self.blocks[n], self.index.records(n)):
-            self.run_block(n, block, record)
+    def run_forward(self, n: int) -> int:
+        recomputed = sum(self.run_block(n, block, record)
+                         for block, record in zip(self.blocks[n], self.index.records(n)))
         if self.observer is not None:
             self.observer.step_done(n)
+        return recomputed
 
-    def run_block(self, n: int, block, record) -> None:
-        """Recompute one operation of step ``n`` from held values, into new values."""
+    def run_block(self, n: int, block, record) -> bool:
+        """Recompute one operation of step ``n`` from held values, into new values.
+
+        Returns whether it was recomputed.
+
+        In tangent mode, an operation whose outputs are all held is not recomputed: held
+        values are the current run's (a run at new controls frees them all first), so a
+        tangent pass over a stored run only adds the tangents.
+        """
         if self._makes_control(record):
-            return  # a control's value is the one given (as pyadjoint's Block.recompute)
+            return False  # a control's value is the one given (as pyadjoint's Block.recompute)
         self._prepare(block, record.reads, n, "forward")
+        held = self.tangents and all(bv.checkpoint is not None for bv in record.writes)
         for bv in record.writes:
-            # Recompute into new objects: Firedrake assigns in place into an output's
-            # existing value, which another variable's held value may share.
-            bv.checkpoint = None
             bv.tlm_value = None
-        if self.forward is None:
-            block.recompute()
-            if self.tangents:
+            if not held:
+                # Recompute into new objects: Firedrake assigns in place into an output's
+                # existing value, which another variable's held value may share.
+                bv.checkpoint = None
+        if not held:
+            if self.forward is None:
+                block.recompute()
+            else:
+                self.forward.recompute(block)
+        if self.tangents:
+            if self.forward is None:
                 block.evaluate_tlm(markings=True)
-        else:
-            self.forward.recompute(block)
-            if self.tangents:
+            else:
                 self.forward.evaluate_tlm(block)
         if self.observer is not None:
             self.observer.block_done(block)
+        return not held
 
     def run_reverse(self, n: int, markings: bool) -> None:
         blocks = self.blocks[n]

@@ -120,6 +120,7 @@ class SolveTangent:
         from ufl.algorithms import expand_derivatives
 
         self.space = V = block.function_space
+        self.dual = V.dual()
         self.placeholders = p = Placeholders(inputs, tangents=True)
         self.unknown = firedrake.Function(V)
         self.residual = F = solve_residual(block, self.unknown, p.replace_map)
@@ -138,15 +139,18 @@ class SolveTangent:
 
     def tangent(self, inputs: FormInputs, value):
         """The solution's tangent for the active inputs' tangents (a new Function)."""
+        import firedrake
+
         self.load(inputs, value)
         load_tangents(self.placeholders, inputs)
-        return self.solve(self.fresh_rhs(self.first_rhs))
+        rhs = self.first_rhs()  # solved for at once: its tensor may be reused
+        return firedrake.Function(self.space) if rhs is None else self.solve(rhs)
 
     def fresh_rhs(self, assembly):
         """A new copy of ``assembly``'s value (its tensor is reused by the next call)."""
         import firedrake
 
-        rhs = firedrake.Cofunction(self.space.dual())
+        rhs = firedrake.Cofunction(self.dual)
         value = assembly()
         if value is not None:
             copy_values(rhs, value)

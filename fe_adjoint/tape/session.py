@@ -213,8 +213,9 @@ class CheckpointingSession(TapePackageData):
         """Propagate the controls' tangents through one forward sweep (see hooks)."""
         self.end_taping()
         seeded = [bv for bv in self._variables if bv.tlm_value is not None]
+        # In second-order mode: what a Hessian action's reverse reads is what stays held.
         with stop_annotating(), self.begin_pass(seeded, markings=markings), \
-                self.model.tangent_mode():
+                self.model.tangent_mode(second_order=True):
             self.driver.sweep()
 
     def evaluate_hessian(self, markings=False) -> None:
@@ -232,8 +233,7 @@ class CheckpointingSession(TapePackageData):
         # The controls are those the tangent-linear pass before this one was seeded at.
         with stop_annotating(), self.begin_pass(self.model.controls, markings=markings), \
                 self.model.tangent_mode(second_order=True):
-            self.driver.forward()
-            self.driver.reverse(markings)
+            self.driver.second_order_reverse(markings)
 
     # -- TapePackageData -------------------------------------------------------------------
     def clear(self) -> None:
