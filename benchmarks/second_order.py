@@ -137,21 +137,25 @@ def fastest(calls: dict, repeat: int) -> dict:
     return times, results
 
 
+def fe_row(problem, label: str, schedule, repeat: int, reference: float) -> dict:
+    """fe_adjoint's gradient, TLM and Hessian times under ``schedule``."""
+    Jhat, _, d = problem.tape(schedule)
+    calls = {"gradient": Jhat.derivative, "tlm": lambda: Jhat.tlm(d),
+             "hessian": lambda: Jhat.hessian(d)}
+    fastest(calls, 1)  # warm-up: compile every kernel
+    times, results = fastest(calls, repeat)
+    dHd = curvature(results["hessian"], d)
+    return {"problem": problem.name, "steps": problem.steps, "schedule": label,
+            **{f"{k}_s": v for k, v in times.items()},
+            "tlm_per_gradient": times["tlm"] / times["gradient"],
+            "hessian_per_gradient": times["hessian"] / times["gradient"],
+            "dHd": dHd, "dHd_error": abs(dHd - reference) / abs(reference)}
+
+
 def measure(problem, schedules: dict, repeat: int) -> list[dict]:
     reference = second_difference(problem)
-    rows = []
-    for label, make in schedules.items():
-        Jhat, _, d = problem.tape(make(problem.steps))
-        calls = {"gradient": Jhat.derivative, "tlm": lambda: Jhat.tlm(d),
-                 "hessian": lambda: Jhat.hessian(d)}
-        fastest(calls, 1)  # warm-up: compile every kernel
-        times, results = fastest(calls, repeat)
-        dHd = curvature(results["hessian"], d)
-        rows.append({"problem": problem.name, "steps": problem.steps, "schedule": label,
-                     **{f"{k}_s": v for k, v in times.items()},
-                     "tlm_per_gradient": times["tlm"] / times["gradient"],
-                     "hessian_per_gradient": times["hessian"] / times["gradient"],
-                     "dHd": dHd, "dHd_error": abs(dHd - reference) / abs(reference)})
+    rows = [fe_row(problem, label, make(problem.steps), repeat, reference)
+            for label, make in schedules.items()]
     Jhat, _, d = problem.tape(None)
     Jhat.derivative()  # plain pyadjoint's Hessian needs an adjoint first
     Jhat.hessian(d)  # warm-up
