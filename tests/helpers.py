@@ -53,6 +53,20 @@ SCHEDULES: dict[str, Callable[[int], Any]] = {
 }
 
 
+def launcher_environment(**extra) -> dict:
+    """This process's environment for a child that starts MPI itself (mpiexec, sbatch).
+
+    Without what Open MPI put there when this process, or the one that started it (a
+    pytest-xdist controller), initialised MPI as a singleton: a child's mpiexec would take it
+    for its own launcher's and fail.
+    """
+    import os
+
+    return {**{k: v for k, v in os.environ.items()
+               if not k.startswith(("OMPI_", "PMIX_", "OPAL_")) or "ALLOW_RUN_AS_ROOT" in k},
+            **extra}
+
+
 @dataclass
 class Taped:
     """A taped problem: its reduced functional, control value and a perturbation direction."""

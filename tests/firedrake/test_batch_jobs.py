@@ -18,6 +18,8 @@ import time
 import numpy as np
 import pytest
 
+from tests.helpers import launcher_environment
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SLURM = os.path.join(REPO, "scripts", "slurm")
 JOB = os.path.join(REPO, "demos", "slurm", "job.sh")
@@ -50,7 +52,7 @@ def _daemons(folder):
 def _start(folder):
     subprocess.run(["bash", SLURM, "start", folder], check=True, capture_output=True,
                    text=True, timeout=60)
-    return dict(os.environ, SLURM_CONF=os.path.join(folder, "slurm.conf"))
+    return launcher_environment(SLURM_CONF=os.path.join(folder, "slurm.conf"))
 
 
 def _stop(folder):

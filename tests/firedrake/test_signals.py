@@ -169,8 +169,9 @@ MPI_SCRIPT = textwrap.dedent("""
 def _mpiexec(disk_dir, results, kill):
     import time
 
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OMPI_", "PMIX_", "OPAL_")) or "ALLOW_RUN_AS_ROOT" in k}
+    from tests.helpers import launcher_environment
+
+    env = launcher_environment()
     script = MPI_SCRIPT.format(repo=REPO, disk_dir=str(disk_dir), results=str(results),
                                kill=kill)
     start = time.perf_counter()
