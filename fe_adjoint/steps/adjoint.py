@@ -18,19 +18,18 @@ runs pyadjoint's own ``evaluate_adj``. Results equal pyadjoint's to round-off.
 
 from __future__ import annotations
 
+from .operators import adjoint_solve_operator, solve_into
 from .patterns import (
     Assembly,
     FormInputs,
     PatternCache,
     Placeholders,
-    adjoint_solve_operator,
     axpy,
     block_pattern,
     copied_function,
     copy_values,
     derived,
     homogeneous_bcs,
-    solve_into,
     solve_residual,
 )
 from .rules import block_kind

@@ -26,7 +26,8 @@ assembled as a whole from then on (:attr:`AffineResidual.usable` turns False).
 from __future__ import annotations
 
 from .form_sums import form_sum_terms
-from .patterns import Assembly, ReadsWatch
+from .operators import ReadsWatch
+from .patterns import Assembly
 
 
 class AffineResidual:

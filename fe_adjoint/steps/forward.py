@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from ..checkpointing.pool import ValuePool
 from .affine import AffineResidual
+from .operators import solve_into, solve_operator
 from .patterns import (
     Assembly,
     FormInputs,
@@ -35,8 +36,6 @@ from .patterns import (
     form_inputs,
     homogeneous_bcs,
     plain_solve,
-    solve_into,
-    solve_operator,
     solve_pattern_extra,
     solve_residual,
 )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from .adjoint import AssembleAdjoint, SolveAdjoint, add_adjoint, copy_adjoint, relevant_inputs
 from .hessian_forms import differentiable_residual
+from .operators import solve_into
 from .patterns import (
     Assembly,
     FormInputs,
@@ -32,7 +33,6 @@ from .patterns import (
     copy_values,
     derived,
     directional,
-    solve_into,
 )
 from .rules import block_kind
 from .tangent import tangent_inputs

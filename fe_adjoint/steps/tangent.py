@@ -18,6 +18,7 @@ Function (a Constant control, a boundary condition, the mesh), runs pyadjoint's
 
 from __future__ import annotations
 
+from .operators import solve_into, solve_operator
 from .patterns import (
     Assembly,
     FormInputs,
@@ -28,8 +29,6 @@ from .patterns import (
     derived,
     directional,
     homogeneous_bcs,
-    solve_into,
-    solve_operator,
     solve_residual,
 )
 from .rules import block_kind
