@@ -35,7 +35,7 @@ from .patterns import (
     directional,
 )
 from .rules import block_kind
-from .tangent import tangent_inputs
+from .tangent import load_tangents, tangent_inputs
 
 
 def evaluate_hessian(patterns, block, markings: bool) -> None:
@@ -88,14 +88,9 @@ class _Tangents:
 
     def load(self, inputs: FormInputs, out=None) -> None:
         """Copy in the active inputs' tangents (and ``out``'s); a missing one is zero."""
-        pairs = list(zip(self.inputs, (bv.tlm_value for bv in inputs.active)))
+        load_tangents(self.inputs, inputs.active)
         if self.unknown is not None:
-            pairs.append((self.unknown, out.tlm_value))
-        for c, tangent in pairs:
-            if tangent is None:
-                c.zero()
-            else:
-                copy_values(c, tangent)
+            load_tangents([self.unknown], [out])
 
 
 def _float(value) -> float:

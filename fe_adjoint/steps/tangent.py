@@ -83,10 +83,13 @@ def _copy_tangent(block) -> bool:
     return True
 
 
-def load_tangents(placeholders: Placeholders, inputs: FormInputs) -> None:
-    """Copy the active inputs' tangents into the placeholders for them."""
-    for c, bv in zip(placeholders.first, inputs.active):
-        copy_values(c, bv.tlm_value)
+def load_tangents(targets, variables) -> None:
+    """Copy the tangents of block ``variables`` into ``targets`` (one each); None is zero."""
+    for c, bv in zip(targets, variables):
+        if bv.tlm_value is None:
+            c.zero()
+        else:
+            copy_values(c, bv.tlm_value)
 
 
 class _ScalarTangent:
@@ -103,7 +106,7 @@ class _ScalarTangent:
         from pyadjoint.adjfloat import AdjFloat
 
         self.placeholders.load_values(inputs)
-        load_tangents(self.placeholders, inputs)
+        load_tangents(self.placeholders.first, inputs.active)
         return AdjFloat(self.derivative() or 0.0)
 
 
@@ -141,7 +144,7 @@ class SolveTangent:
         import firedrake
 
         self.load(inputs, value)
-        load_tangents(self.placeholders, inputs)
+        load_tangents(self.placeholders.first, inputs.active)
         rhs = self.first_rhs()  # solved for at once: its tensor may be reused
         return firedrake.Function(self.space) if rhs is None else self.solve(rhs)
 
