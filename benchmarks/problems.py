@@ -37,6 +37,26 @@ def current_rss_mb() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
+def start_taping(tool: str, steps: int, schedule, coarsen: bool = True):
+    """A fresh tape, annotation on, checkpointed by ``tool``; the loop to tape the steps in.
+
+    ``schedule=None`` with plain firedrake.adjoint stores everything (no checkpointing).
+    """
+    from firedrake.adjoint import Tape, continue_annotation, get_working_tape, set_working_tape
+
+    import fe_adjoint
+
+    set_working_tape(Tape())
+    continue_annotation()
+    if tool == "fe_adjoint":
+        fe_adjoint.enable_checkpointing(schedule, coarsen=coarsen)
+        return fe_adjoint.steps(steps)
+    tape = get_working_tape()
+    if schedule is not None:
+        tape.enable_checkpointing(schedule)
+    return tape.timestepper(iter(range(steps)))
+
+
 def run(tool: str, steps: int, schedule, cells: int = 64, problem: str = "heat",
         coarsen: bool = True, gradient: bool = True) -> dict:
     """Tape ``problem`` with ``tool``, take one gradient; timings, step counts and RSS.
@@ -44,30 +64,14 @@ def run(tool: str, steps: int, schedule, cells: int = 64, problem: str = "heat",
     ``schedule=None`` with plain firedrake.adjoint stores everything (no checkpointing);
     ``gradient=False`` only tapes (no gradient figures).
     """
-    from firedrake.adjoint import (
-        Control,
-        ReducedFunctional,
-        Tape,
-        continue_annotation,
-        get_working_tape,
-        pause_annotation,
-        set_working_tape,
-    )
+    from firedrake.adjoint import Control, ReducedFunctional, get_working_tape, pause_annotation
 
     import fe_adjoint
 
     step = PROBLEMS[problem](cells)
     m = step.m
-    set_working_tape(Tape())
-    continue_annotation()
+    loop = start_taping(tool, steps, schedule, coarsen)
     tape = get_working_tape()
-    if tool == "fe_adjoint":
-        fe_adjoint.enable_checkpointing(schedule, coarsen=coarsen)
-        loop = fe_adjoint.steps(steps)
-    else:
-        if schedule is not None:
-            tape.enable_checkpointing(schedule)
-        loop = tape.timestepper(iter(range(steps)))
     baseline = current_rss_mb()
     start = time.perf_counter()
     J = step.start(m)

@@ -77,24 +77,13 @@ class Burgers:
         return Function(step.V).interpolate(x * (1 - x))
 
     def tape(self, schedule):
-        from firedrake.adjoint import (
-            Control,
-            ReducedFunctional,
-            Tape,
-            continue_annotation,
-            pause_annotation,
-            set_working_tape,
-        )
+        from firedrake.adjoint import Control, ReducedFunctional, pause_annotation
 
-        import fe_adjoint
+        from benchmarks.problems import start_taping
 
         step = self._step()
-        set_working_tape(Tape())
-        continue_annotation()
-        loop = range(self.steps)
-        if schedule is not None:
-            fe_adjoint.enable_checkpointing(schedule)
-            loop = fe_adjoint.steps(self.steps)
+        loop = start_taping("firedrake.adjoint" if schedule is None else "fe_adjoint",
+                            self.steps, schedule)
         J = step.start(step.m)
         for _ in loop:
             J = step(J)
