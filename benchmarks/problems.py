@@ -37,10 +37,12 @@ def current_rss_mb() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-def start_taping(tool: str, steps: int, schedule, coarsen: bool = True):
+def start_taping(tool: str, steps: int, schedule, coarsen: bool = True, reuse_operators=()):
     """A fresh tape, annotation on, checkpointed by ``tool``; the loop to tape the steps in.
 
-    ``schedule=None`` with plain firedrake.adjoint stores everything (no checkpointing).
+    ``schedule=None`` with plain firedrake.adjoint stores everything (no checkpointing);
+    ``reuse_operators``: fe_adjoint's opt-in (solvers whose taped solves may keep their
+    operator).
     """
     from firedrake.adjoint import Tape, continue_annotation, get_working_tape, set_working_tape
 
@@ -50,6 +52,7 @@ def start_taping(tool: str, steps: int, schedule, coarsen: bool = True):
     continue_annotation()
     if tool == "fe_adjoint":
         fe_adjoint.enable_checkpointing(schedule, coarsen=coarsen)
+        fe_adjoint.reuse_operators(*reuse_operators)
         return fe_adjoint.steps(steps)
     tape = get_working_tape()
     if schedule is not None:
@@ -58,11 +61,12 @@ def start_taping(tool: str, steps: int, schedule, coarsen: bool = True):
 
 
 def run(tool: str, steps: int, schedule, cells: int = 64, problem: str = "heat",
-        coarsen: bool = True, gradient: bool = True) -> dict:
+        coarsen: bool = True, gradient: bool = True, reuse: bool = False) -> dict:
     """Tape ``problem`` with ``tool``, take one gradient; timings, step counts and RSS.
 
     ``schedule=None`` with plain firedrake.adjoint stores everything (no checkpointing);
-    ``gradient=False`` only tapes (no gradient figures).
+    ``gradient=False`` only tapes (no gradient figures); ``reuse``: fe_adjoint's opt-in
+    ``reuse_operators`` for the problem's solver.
     """
     from firedrake.adjoint import Control, ReducedFunctional, get_working_tape, pause_annotation
 
@@ -70,7 +74,7 @@ def run(tool: str, steps: int, schedule, cells: int = 64, problem: str = "heat",
 
     step = PROBLEMS[problem](cells)
     m = step.m
-    loop = start_taping(tool, steps, schedule, coarsen)
+    loop = start_taping(tool, steps, schedule, coarsen, [step.solver] if reuse else ())
     tape = get_working_tape()
     baseline = current_rss_mb()
     start = time.perf_counter()
@@ -98,6 +102,8 @@ def run(tool: str, steps: int, schedule, cells: int = 64, problem: str = "heat",
     result["rss_peak_mb"] = rss_mb()
     if tool == "fe_adjoint" and gradient:
         result["forward_steps"] = fe_adjoint.stats()["forward_steps"]
+    if tool == "fe_adjoint":
+        result["taped_solves"] = fe_adjoint.stats()["taped_solves"]
     return result
 
 

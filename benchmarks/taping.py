@@ -2,11 +2,12 @@
 
 Heat (P1, 64 x 64, LU) and viscous Burgers (CG2, 250 cells, Newton with LU), J = sum
 ||u_n||^2, N = 100 and 400 steps, each tool storing everything, under Revolve(N, 5) and
-under MixedCheckpointSchedule(N, 5) in RAM; the untaped script (annotation off) once per problem
-and N. Every configuration runs in its own process after a warm-up run of the same
-configuration on 5 steps in that process. Reports the taped forward's seconds, its ratio to
-plain firedrake.adjoint's and to the untaped run's, and the gradient's seconds. Run by
-hand (about 10 minutes):
+under MixedCheckpointSchedule(N, 5) in RAM, fe_adjoint with and without its opt-in
+``reuse_operators(solver)``; the untaped script (annotation off) once per problem and N.
+Every configuration runs in its own process after a warm-up run of the same configuration on
+5 steps in that process. Reports the taped forward's seconds, its ratio to plain
+firedrake.adjoint's and to the untaped run's, the gradient's seconds, and how far the opt-in
+moves J and the gradient. Run by hand (about 15 minutes):
 
     python benchmarks/taping.py --out results/ [--steps 100 400] [--repeat 3]
 
@@ -28,7 +29,7 @@ from problems import run, run_untaped, write_results  # noqa: E402 - the shared 
 
 SIZES = {"heat": 64, "burgers": 250}
 SCHEDULES = ("store-all", "revolve", "mixed")
-TOOLS = ("firedrake.adjoint", "fe_adjoint")
+TOOLS = ("firedrake.adjoint", "fe_adjoint", "fe_adjoint+reuse")  # +reuse: reuse_operators
 
 
 def child(problem: str, schedule_name: str, tool: str, steps: int, gradient: bool) -> None:
@@ -51,10 +52,13 @@ def child(problem: str, schedule_name: str, tool: str, steps: int, gradient: boo
             return Revolve(n, 5)
         if schedule_name == "mixed":
             return MixedCheckpointSchedule(n, 5, storage=StorageType.RAM)
-        return SingleMemoryStorageSchedule() if tool == "fe_adjoint" else None
+        return SingleMemoryStorageSchedule() if tool.startswith("fe_adjoint") else None
 
-    run(tool, 5, schedule(5), cells, problem)  # warm-up
-    print(json.dumps(run(tool, steps, schedule(steps), cells, problem, gradient=gradient)))
+    reuse = tool == "fe_adjoint+reuse"
+    tool = tool.removesuffix("+reuse")
+    run(tool, 5, schedule(5), cells, problem, reuse=reuse)  # warm-up
+    print(json.dumps(dict(run(tool, steps, schedule(steps), cells, problem, gradient=gradient,
+                              reuse=reuse), reuse=reuse)))
 
 
 def _run_child(problem, schedule, tool, steps, gradient) -> dict:
@@ -81,6 +85,15 @@ def _fastest_interleaved(args, problem, steps) -> dict:
     return {config: min(found, key=lambda r: r["forward_s"]) for config, found in runs.items()}
 
 
+def _difference(a, b) -> str:
+    """Relative differences of J and of the gradient's samples between two runs."""
+    found = f"{abs(a['J'] - b['J']) / abs(b['J']):.1e}"
+    if "dJ" in a and "dJ" in b:
+        d = max(abs(x - y) for x, y in zip(a["dJ"], b["dJ"])) / max(map(abs, b["dJ"]))
+        found += f", {d:.1e}"
+    return found
+
+
 def _gradient(result) -> str:
     return f"{result['gradient_s']:.2f}" if "gradient_s" in result else "–"
 
@@ -101,23 +114,26 @@ def main() -> None:
         child(problem, schedule, tool, int(steps), gradient == "1")
         return
     os.makedirs(args.out, exist_ok=True)
-    lines = ["| problem | N | schedule | forward untaped / plain / fe (s) | fe / plain "
-             "| fe / untaped | gradient plain / fe (s) | J fe − plain |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| problem | N | schedule | forward untaped / plain / fe / fe+reuse (s) "
+             "| fe / plain | fe / untaped | fe+reuse / plain | gradient plain / fe / fe+reuse (s) "
+             "| J fe − plain | fe+reuse − fe: J, dJ |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     results = []
     for problem, steps in itertools.product(args.problems, args.steps):
         fastest = _fastest_interleaved(args, problem, steps)
         bare = fastest["store-all", "untaped"]
         results.append(bare)
         for schedule in args.schedules:
-            plain, fe = (fastest[schedule, tool] for tool in TOOLS)
-            results += [dict(plain, schedule=schedule), dict(fe, schedule=schedule)]
+            plain, fe, reused = (fastest[schedule, tool] for tool in TOOLS)
+            results += [dict(r, schedule=schedule) for r in (plain, fe, reused)]
             line = (f"| {problem} | {steps} | {schedule} | {bare['forward_s']:.2f} / "
-                    f"{plain['forward_s']:.2f} / {fe['forward_s']:.2f} | "
+                    f"{plain['forward_s']:.2f} / {fe['forward_s']:.2f} / "
+                    f"{reused['forward_s']:.2f} | "
                     f"{fe['forward_s'] / plain['forward_s']:.2f} | "
                     f"{fe['forward_s'] / bare['forward_s']:.2f} | "
-                    f"{_gradient(plain)} / {_gradient(fe)} | "
-                    f"{fe['J'] - plain['J']:.1e} |")
+                    f"{reused['forward_s'] / plain['forward_s']:.2f} | "
+                    f"{_gradient(plain)} / {_gradient(fe)} / {_gradient(reused)} | "
+                    f"{fe['J'] - plain['J']:.1e} | {_difference(reused, fe)} |")
             lines.append(line)
             print(line, flush=True)
     write_results(args.out, "taping", results, "\n".join(lines))

@@ -26,7 +26,7 @@ from .report.run import report, save_report, stats
 from .reversible.declared import DeclaredInverse
 from .reversible.schedule import ReversibleSchedule
 from .second_order.trace import TraceEstimate, hessian_trace
-from .tape.session import enable_checkpointing, steps
+from .tape.session import enable_checkpointing, reuse_operators, steps
 
 __version__ = "0.1.0"
 
@@ -56,6 +56,7 @@ __all__ = [
     "plan",
     "plot_schedule",
     "report",
+    "reuse_operators",
     "save_report",
     "schedule_by_name",
     "stats",

@@ -192,8 +192,12 @@ heat_bc_switch = functools.partial(heat, variant="moving_boundary")
 heat_null_space = functools.partial(heat, variant="null_space")
 
 
-def burgers(schedule=None, tmp_path=None, n_steps=N_STEPS, control=None, annotate=True):
-    """Viscous Burgers, CG2 in 1D, control: the initial condition."""
+def burgers(schedule=None, tmp_path=None, n_steps=N_STEPS, control=None, annotate=True,
+            reuse=False):
+    """Viscous Burgers, CG2 in 1D, control: the initial condition.
+
+    ``reuse``: its solver opted in to :func:`fe_adjoint.reuse_operators`.
+    """
     from firedrake import (
         Constant,
         DirichletBC,
@@ -210,6 +214,8 @@ def burgers(schedule=None, tmp_path=None, n_steps=N_STEPS, control=None, annotat
         sin,
     )
 
+    import fe_adjoint
+
     mesh = UnitIntervalMesh(16)
     V = FunctionSpace(mesh, "CG", 2)
     (x,) = SpatialCoordinate(mesh)
@@ -224,6 +230,8 @@ def burgers(schedule=None, tmp_path=None, n_steps=N_STEPS, control=None, annotat
         NonlinearVariationalProblem(F, u, bcs=DirichletBC(V, 0.0, "on_boundary")),
         solver_parameters=NEWTON,
     )
+    if reuse and annotate:
+        fe_adjoint.reuse_operators(solver)
     J = 0.0
     for _ in steps(schedule, n_steps, annotate):
         solver.solve()

@@ -30,6 +30,8 @@ class RunStats:
     trace_peak_jets: int = 0
     captured_inputs: int = 0  # values read from outside the tape, held for its life
     captured_bytes: int = 0
+    # taped solves of the solvers given as reuse_operators: operator kept or assembled
+    taped_solves: dict[str, int] = field(default_factory=lambda: {"kept": 0, "assembled": 0})
     progress_every: int | None = None
     # per-step costs the planner reads: seconds and count by kind (taped, replay, adjoint)
     step_seconds: dict[str, list] = field(
@@ -122,6 +124,7 @@ class RunStats:
             "trace_peak_jets": self.trace_peak_jets,
             "captured_inputs": self.captured_inputs,
             "captured_bytes": self.captured_bytes,
+            "taped_solves": dict(self.taped_solves),
             "costs": self.costs(),
             **({"schedule": self.schedule} if self.schedule else {}),
             **({"reversible": self.reversible} if self.reversible is not None else {}),
@@ -144,6 +147,10 @@ def format_report(stats: dict) -> str:
                      f"{solves['second_order']} second-order")
     lines.append(f"  captured inputs   : {stats['captured_inputs']} values, "
                  f"{stats['captured_bytes']:,} bytes (read from outside the tape, kept)")
+    taped = stats["taped_solves"]
+    if any(taped.values()):
+        lines.append(f"  taped solves      : {taped['kept']} kept their operator, "
+                     f"{taped['assembled']} assembled it (reuse_operators)")
     lines.append("  peak bytes        :  level   restart      adjoint   at once")
     for level, kinds in stats["peak_bytes"].items():
         lines.append(

@@ -294,7 +294,7 @@ def hidden_reads(block) -> tuple:
     for attribute in _EXPRESSION_ATTRIBUTES:
         expression = getattr(block, attribute, None)
         if isinstance(expression, names.expressions):
-            for constant in _constants_of(expression, names):
+            for constant in constants_of(expression):
                 found.setdefault(id(constant), constant)
     for bc in getattr(block, "bcs", ()) or ():
         if not isinstance(bc, names.DirichletBC):
@@ -325,11 +325,12 @@ def _firedrake_names() -> SimpleNamespace:
                            expressions=(ufl.form.BaseForm, ufl.core.expr.Expr))
 
 
-def _constants_of(expression, names) -> tuple:
+def constants_of(expression) -> tuple:
     """The Constants in a form or expression; a solver's form, taped every step, once."""
     held = _CONSTANTS.get(id(expression))
     if held is not None and held[0] is expression:
         return held[1]
+    names = _firedrake_names()
     found = tuple(names.extract_type(expression, names.Constant))
     if len(_CONSTANTS) > 256:
         _CONSTANTS.clear()

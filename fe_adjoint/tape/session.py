@@ -38,6 +38,7 @@ from ..steps.rules import forget_forms
 from .coarse import fuse_step, refine_control_dependence
 from .hooks import attach, session_of
 from .reads import LiveState, ReadTracker
+from .solver_reuse import SolverReuse
 
 SIZED_STEPS = 3  # taped steps whose restart and adjoint data are sized for the costs
 
@@ -48,6 +49,7 @@ class CheckpointingSession(TapePackageData):
     def __init__(self, tape, schedule, disk_dir=None, comm=None, progress_every=None,
                  coarsen=True, progress=None):
         self.tape = tape
+        self.solver_reuse = SolverReuse()  # the solvers of reuse_operators
         pool = ValuePool()  # freed values, handed out again as new ones
         self.codec = FiredrakeValueCodec(pool)
         self.coarsen = coarsen
@@ -79,6 +81,7 @@ class CheckpointingSession(TapePackageData):
         else:
             self.driver = StepDriver(schedule, self.model, self._make_level, comm)
         self.driver.stats.progress_every = progress_every
+        self.solver_reuse.counts = self.driver.stats.taped_solves  # counted live
         if progress is not False and comm.rank == 0:  # None: only on a terminal
             self.driver.stats.bars = ProgressBars(force=bool(progress))
         self._taped_at = None  # when the last step ended, while taping
@@ -93,14 +96,19 @@ class CheckpointingSession(TapePackageData):
         """Note what ``block`` reads, before it runs (blocks taped after the run are ignored)."""
         if self.driver.taping:
             self.reads.block_added(block)
+            self.solver_reuse.block_added(block)
 
     def output_added(self, block, bv) -> bool:
         """Note the value ``block`` has just written to ``bv``; whether to save it now."""
-        return not self.driver.taping or self.reads.output_added(block, bv)
+        if not self.driver.taping:
+            return True
+        self.solver_reuse.output_added(block)
+        return self.reads.output_added(block, bv)
 
     def end_timestep(self, timestep: int) -> None:
         """Close taped step ``timestep`` and open the next one."""
         with stop_annotating():
+            self.solver_reuse.restore()
             self.reads.check_step()
             self._close_step(timestep, len(self.tape.timesteps[timestep]))
             if self._probe is not None:
@@ -146,6 +154,7 @@ class CheckpointingSession(TapePackageData):
         if not self.driver.taping:
             return
         with stop_annotating():
+            self.solver_reuse.restore()
             self.reads.check_step()
             last = len(self.tape.timesteps) - 1
             blocks = self.tape.timesteps[last]
@@ -237,6 +246,7 @@ class CheckpointingSession(TapePackageData):
 
     # -- TapePackageData -------------------------------------------------------------------
     def clear(self) -> None:
+        self.solver_reuse.restore()
         self.patterns.clear()
         self.reads.clear()
         forget_forms()
@@ -355,6 +365,22 @@ def get_session(tape=None) -> CheckpointingSession:
             "fe_adjoint.enable_checkpointing(schedule) before taping"
         )
     return found
+
+
+def reuse_operators(*solvers) -> None:
+    """Let the working tape's taped solves of ``solvers`` keep their operator when unchanged.
+
+    A taped solve of one of these variational solvers keeps the assembled matrix and
+    factorisation of its last solve when its Jacobian does not read the unknown and nothing
+    it reads has changed (see :mod:`fe_adjoint.tape.solver_reuse`): a linear problem with a
+    fixed operator is assembled and factorised once while taping. The results are the same.
+
+    Examples
+    --------
+    >>> fe_adjoint.enable_checkpointing(Revolve(100, 10))    # doctest: +SKIP
+    >>> fe_adjoint.reuse_operators(solver)                   # doctest: +SKIP
+    """
+    get_session().solver_reuse.add(solvers)
 
 
 def steps(n: int | None = None):
