@@ -147,7 +147,7 @@ def format_report(stats: dict) -> str:
                      f"{solves['second_order']} second-order")
     lines.append(f"  captured inputs   : {stats['captured_inputs']} values, "
                  f"{stats['captured_bytes']:,} bytes (read from outside the tape, kept)")
-    taped = stats["taped_solves"]
+    taped = stats.get("taped_solves", {})  # older saved reports lack it
     if any(taped.values()):
         lines.append(f"  taped solves      : {taped['kept']} kept their operator, "
                      f"{taped['assembled']} assembled it (reuse_operators)")

@@ -120,7 +120,17 @@ def forget_forms() -> None:
 
 
 def _structure(block, kind) -> tuple:
-    """The forms or expression of ``block``, compared by structure (see :class:`_Structure`)."""
+    """The forms or expression of ``block``, compared by structure (see :class:`_Structure`).
+
+    An assembled form Firedrake has signed (its assembly computes the signature) is keyed by
+    its signature: a new form every step (``assemble(u**2*dx)``) then costs no traversal.
+    Equal signatures are the same form up to a renumbering of its coefficients in their
+    order, which is the order of the block's dependencies.
+    """
+    if kind == "assemble":
+        signature = getattr(block.form, "_signature", None)
+        if signature is not None:
+            return (signature,)
     parts = (block.lhs, block.rhs) if kind == "solve" else \
         (block.form if kind == "assemble" else block.expr,)
     return tuple(_Structure(part) for part in parts)
