@@ -42,6 +42,18 @@ def _sigint():
     signal.raise_signal(signal.SIGINT)  # Python's handler raises KeyboardInterrupt
 
 
+@pytest.fixture(autouse=True)
+def _python_sigint_handler():
+    """Python's Ctrl-C handler, as in a script run from a terminal.
+
+    A test run started in the background of a non-interactive shell ignores SIGINT, and
+    Python then installs no handler: the real SIGINT of these tests would do nothing.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("schedule", FAULT_SCHEDULES)
 def test_ctrl_c_mid_derivative_then_derivative_is_right(schedule, tmp_path, references,
                                                         monkeypatch):

@@ -45,7 +45,14 @@ def _run(disk_dir, signame, kill_watchdogs=False):
     script = SCRIPT.format(repo=REPO, disk_dir=str(disk_dir), signal=signame,
                            kill_watchdogs=kill_watchdogs)
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, preexec_fn=_default_sigint)
+
+
+def _default_sigint():
+    # As a script started from a terminal: a test run started in the background of a
+    # non-interactive shell ignores SIGINT, which its children would inherit (and Python
+    # then never raises KeyboardInterrupt).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _entries(folder):
