@@ -44,11 +44,20 @@ class _Solver:
         now = tuple(fingerprint(obj) for obj in reads)
         keep = self._assembled is not None and self._assembled[1] == self._matrix().stateGet() \
             and all(same_fingerprint(a, b) for a, b in zip(self._assembled[0], now))
+        keep = self._all_ranks(keep)  # assembling is collective: every rank decides alike
         if keep:
             # Firedrake's own switch for an operator assembled once (constant_jacobian=True).
             self._constant, self._problem._constant_jacobian = False, True
         self._assembled = (now, None)
         return keep
+
+    def _all_ranks(self, keep: bool) -> bool:
+        comm = self._problem.u_restrict.function_space().mesh().comm
+        if comm.size == 1:
+            return keep
+        from mpi4py import MPI
+
+        return comm.allreduce(keep, op=MPI.LAND)
 
     def after(self) -> None:
         """The solve has run: the problem's setting back, the matrix's state noted."""
