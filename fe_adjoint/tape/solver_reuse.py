@@ -66,8 +66,14 @@ class _Solver:
             self._assembled = (self._assembled[0], self._matrix().stateGet())
 
     def restore(self) -> None:
+        """Give the problem its own ``constant_jacobian`` back, if a solve set it."""
         if self._constant is not None:
             self._problem._constant_jacobian, self._constant = self._constant, None
+
+    def abandon(self) -> None:
+        """The solve raised: restore, and trust nothing of what it may have assembled."""
+        self.restore()
+        self._assembled = None
 
 
 def _jacobian_reads(block):
@@ -128,8 +134,7 @@ class SolverReuse:
             self._running = None
 
     def restore(self) -> None:
-        """Give every solver its own Jacobian lag back (after a solve that raised)."""
+        """Give back what a solve that raised left set (its output was never taped)."""
         if self._running is not None:
-            self._running[0].restore()
-            self._running[0]._assembled = None
+            self._running[0].abandon()
             self._running = None
