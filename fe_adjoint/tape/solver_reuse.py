@@ -48,7 +48,7 @@ class _Solver:
         if keep:
             # Firedrake's own switch for an operator assembled once (constant_jacobian=True).
             self._constant, self._problem._constant_jacobian = False, True
-        self._assembled = (now, None)
+        self._assembled = (now, None)  # the matrix's state once the solve has run (after)
         return keep
 
     def _all_ranks(self, keep: bool) -> bool:
@@ -69,11 +69,6 @@ class _Solver:
         """Give the problem its own ``constant_jacobian`` back, if a solve set it."""
         if self._constant is not None:
             self._problem._constant_jacobian, self._constant = self._constant, None
-
-    def abandon(self) -> None:
-        """The solve raised: restore, and trust nothing of what it may have assembled."""
-        self.restore()
-        self._assembled = None
 
 
 def _jacobian_reads(block):
@@ -136,5 +131,5 @@ class SolverReuse:
     def restore(self) -> None:
         """Give back what a solve that raised left set (its output was never taped)."""
         if self._running is not None:
-            self._running[0].abandon()
+            self._running[0].restore()  # its matrix state stays unnoted: assembled next
             self._running = None

@@ -172,3 +172,58 @@ def test_reuse_operators_takes_solvers_only():
     fe_adjoint.enable_checkpointing(SCHEDULES["revolve"](N))
     with pytest.raises(fe_adjoint.ConfigurationError, match="variational solvers"):
         fe_adjoint.reuse_operators("solver")
+
+
+class _FailingSNES:
+    """A solver's SNES whose next solve raises (a solver failing mid-taping)."""
+
+    def __init__(self, snes):
+        self._snes = snes
+
+    def __getattr__(self, name):
+        return getattr(self._snes, name)
+
+    def solve(self, *args):
+        raise RuntimeError("the solve failed")
+
+
+def test_a_kept_solve_that_raises_leaves_nothing_set(tmp_path):
+    from firedrake import (
+        Constant,
+        DirichletBC,
+        Function,
+        FunctionSpace,
+        LinearVariationalProblem,
+        LinearVariationalSolver,
+        TestFunction,
+        TrialFunction,
+        UnitSquareMesh,
+        dx,
+        grad,
+        inner,
+    )
+    from firedrake.petsc import PETSc
+
+    PETSc.Log.begin()
+    V = FunctionSpace(UnitSquareMesh(4, 4), "CG", 1)
+    u_old, u = Function(V).assign(1.0), Function(V)
+    v, w, dt = TestFunction(V), TrialFunction(V), Constant(0.1)
+    solver = LinearVariationalSolver(LinearVariationalProblem(
+        (w * v + dt * inner(grad(w), grad(v))) * dx, u_old * v * dx, u,
+        bcs=DirichletBC(V, 0.0, "on_boundary")),
+        solver_parameters={"ksp_type": "preonly", "pc_type": "lu"})
+    fresh_tape()
+    fe_adjoint.enable_checkpointing(SCHEDULES["single_memory"](N), disk_dir=tmp_path)
+    fe_adjoint.reuse_operators(solver)
+    solver.solve()
+    u_old.assign(u)
+    snes, solver.snes = solver.snes, _FailingSNES(solver.snes)
+    with pytest.raises(RuntimeError, match="the solve failed"):
+        solver.solve()  # kept: the problem's constant_jacobian was set for it
+    solver.snes = snes
+    u_old.assign(u)  # the next taped operation gives the problem its own setting back
+    assert solver._problem._constant_jacobian is False
+    before = _lu_factorisations()
+    solver.solve()  # what the failed solve did is not trusted: assembled again
+    assert _lu_factorisations() - before == 1
+    assert fe_adjoint.stats()["taped_solves"] == {"kept": 1, "assembled": 2}
