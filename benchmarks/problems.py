@@ -100,10 +100,11 @@ def run(tool: str, steps: int, schedule, cells: int = 64, problem: str = "heat",
         result["dJ"] = [float(v) for v in dJ.dat.data_ro[:: max(1, len(dJ.dat.data_ro) // 50)]]
         result["dJ_norm"] = float(abs(dJ.dat.data_ro).sum())
     result["rss_peak_mb"] = rss_mb()
-    if tool == "fe_adjoint" and gradient:
-        result["forward_steps"] = fe_adjoint.stats()["forward_steps"]
     if tool == "fe_adjoint":
-        result["taped_solves"] = fe_adjoint.stats()["taped_solves"]
+        stats = fe_adjoint.stats()
+        result["taped_solves"] = stats["taped_solves"]
+        if gradient:
+            result["forward_steps"] = stats["forward_steps"]
     return result
 
 

@@ -49,7 +49,6 @@ class CheckpointingSession(TapePackageData):
     def __init__(self, tape, schedule, disk_dir=None, comm=None, progress_every=None,
                  coarsen=True, progress=None):
         self.tape = tape
-        self.solver_reuse = SolverReuse()  # the solvers of reuse_operators
         pool = ValuePool()  # freed values, handed out again as new ones
         self.codec = FiredrakeValueCodec(pool)
         self.coarsen = coarsen
@@ -81,7 +80,7 @@ class CheckpointingSession(TapePackageData):
         else:
             self.driver = StepDriver(schedule, self.model, self._make_level, comm)
         self.driver.stats.progress_every = progress_every
-        self.solver_reuse.counts = self.driver.stats.taped_solves  # counted live
+        self.solver_reuse = SolverReuse(self.driver.stats.taped_solves)  # reuse_operators
         if progress is not False and comm.rank == 0:  # None: only on a terminal
             self.driver.stats.bars = ProgressBars(force=bool(progress))
         self._taped_at = None  # when the last step ended, while taping

@@ -28,7 +28,7 @@ class _Solver:
     def __init__(self, solver):
         self.solver = solver
         self._problem = solver._problem
-        self._constant = None  # the problem's own constant_jacobian, while a solve keeps it
+        self._switched = False  # whether a solve runs with constant_jacobian set by us
         self._assembled = None  # (fingerprints of the Jacobian's reads, matrix state)
 
     def _matrix(self):
@@ -37,17 +37,18 @@ class _Solver:
     def before(self, block) -> bool:
         """Set up the solve of ``block``; whether it keeps the last assembled operator."""
         reads = _jacobian_reads(block)
-        if reads is None or self._problem._constant_jacobian or \
-                self._matrix().getType() == "python":
+        matrix = self._matrix()
+        if reads is None or self._problem._constant_jacobian or matrix.getType() == "python":
             self._assembled = None  # not ours to decide, or nothing to keep
             return False
         now = tuple(fingerprint(obj) for obj in reads)
-        keep = self._assembled is not None and self._assembled[1] == self._matrix().stateGet() \
+        keep = self._assembled is not None and self._assembled[1] == matrix.stateGet() \
             and all(same_fingerprint(a, b) for a, b in zip(self._assembled[0], now))
         keep = self._all_ranks(keep)  # assembling is collective: every rank decides alike
         if keep:
-            # Firedrake's own switch for an operator assembled once (constant_jacobian=True).
-            self._constant, self._problem._constant_jacobian = False, True
+            # Firedrake's own switch for an operator assembled once (constant_jacobian=True);
+            # it was off (checked above), so restore() turns it off again.
+            self._problem._constant_jacobian = self._switched = True
         self._assembled = (now, None)  # the matrix's state once the solve has run (after)
         return keep
 
@@ -66,9 +67,9 @@ class _Solver:
             self._assembled = (self._assembled[0], self._matrix().stateGet())
 
     def restore(self) -> None:
-        """Give the problem its own ``constant_jacobian`` back, if a solve set it."""
-        if self._constant is not None:
-            self._problem._constant_jacobian, self._constant = self._constant, None
+        """Give the problem its own ``constant_jacobian`` (off) back, if a solve set it."""
+        if self._switched:
+            self._problem._constant_jacobian = self._switched = False
 
 
 def _jacobian_reads(block):
@@ -97,10 +98,10 @@ def _jacobian_reads(block):
 class SolverReuse:
     """The opted-in solvers of one tape, and how many taped solves kept their operator."""
 
-    def __init__(self):
+    def __init__(self, counts: dict):
         self._solvers = {}
         self._running = None
-        self.counts = {"kept": 0, "assembled": 0}
+        self.counts = counts  # {"kept": n, "assembled": m}, counted as the solves are taped
 
     def add(self, solvers) -> None:
         """Opt ``solvers`` in."""
