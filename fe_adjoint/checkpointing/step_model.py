@@ -59,10 +59,14 @@ class PyadjointStepModel(IndexedKeys):
 
     # -- indexing --------------------------------------------------------------------------
     def index_step(self, n: int, blocks) -> None:
-        """Classify ``blocks``, the operations of taped step ``n``; steps are indexed in order."""
+        """Classify ``blocks``, the operations of taped step ``n``; steps are indexed in order.
+
+        A block that never got an output (a solve that raised, which the script caught and
+        ran again) wrote nothing and reads nothing anybody needs: it is not part of the run.
+        """
         assert n == self.index.n_steps, (n, self.index.n_steps)
         records = []
-        self.blocks.append(list(blocks))
+        self.blocks.append([block for block in blocks if block.get_outputs()])
         for block in self.blocks[n]:
             rules.shed_assembler(block)
             plan = self.reads.plans[id(block)]
